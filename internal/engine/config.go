@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// TLS probe families the engine can attach.
+const (
+	ProbeOpenSSL = "openssl"
+	ProbeNone    = "none"
+)
+
+// Config is the engine configuration shared by every front end. Front ends
+// map their own option syntax onto it and call Validate.
+type Config struct {
+	// MaxBodyBytes caps the captured body of each request and response.
+	// Bodies beyond it are flagged truncated; their real size is still counted.
+	MaxBodyBytes int `mapstructure:"max_body_bytes"`
+	// RingBufferSize is the size in bytes of the kernel-to-agent ring buffer:
+	// a power of two, at least one page.
+	RingBufferSize int `mapstructure:"ring_buffer_size"`
+	// TLSProbes selects the TLS libraries to hook: "openssl", or "none" for
+	// plain sockets only.
+	TLSProbes []string `mapstructure:"tls_probes"`
+}
+
+// DefaultConfig returns the defaults documented in the README.
+func DefaultConfig() Config {
+	return Config{
+		MaxBodyBytes:   64 << 10,
+		RingBufferSize: 16 << 20,
+		TLSProbes:      []string{ProbeOpenSSL},
+	}
+}
+
+const maxBodyLimit = 64 << 20
+
+// Validate reports every invalid field, each error naming it.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MaxBodyBytes < 0 || c.MaxBodyBytes > maxBodyLimit {
+		errs = append(errs, fmt.Errorf("max_body_bytes: %d out of range [0, %d]", c.MaxBodyBytes, maxBodyLimit))
+	}
+	if c.RingBufferSize < 4096 || c.RingBufferSize&(c.RingBufferSize-1) != 0 {
+		errs = append(errs, fmt.Errorf("ring_buffer_size: %d must be a power of two >= 4096", c.RingBufferSize))
+	} else if c.RingBufferSize > 1<<30 {
+		errs = append(errs, fmt.Errorf("ring_buffer_size: %d exceeds 1 GiB", c.RingBufferSize))
+	}
+	for _, p := range c.TLSProbes {
+		switch p {
+		case ProbeOpenSSL:
+		case ProbeNone:
+			if len(c.TLSProbes) > 1 {
+				errs = append(errs, errors.New(`tls_probes: "none" cannot be combined with other probes`))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("tls_probes: unknown probe %q (known: %q, %q)", p, ProbeOpenSSL, ProbeNone))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// probeEnabled reports whether the named TLS probe family is selected.
+func (c *Config) probeEnabled(name string) bool {
+	return slices.Contains(c.TLSProbes, name)
+}
