@@ -1,0 +1,37 @@
+package bpf
+
+import "github.com/cilium/ebpf"
+
+// Record layouts shared with the kernel programs (see tlstap.h).
+type (
+	DataEvent = tlstapDataEvent
+	CtlEvent  = tlstapCtlEvent
+	ConnAddr  = tlstapConnAddr
+)
+
+// Record types, sources and stat indexes mirrored from tlstap.h.
+const (
+	EvData  = 1
+	EvClose = 2
+	EvExec  = 3
+	EvExit  = 4
+	EvMmap  = 5
+
+	SrcSocket  = 1
+	SrcOpenSSL = 2
+
+	DirEgress  = 0
+	DirIngress = 1
+
+	StatLostEvents  = 0
+	StatLostBytes   = 1
+	StatLostControl = 2
+	StatSkipped     = 3
+	StatMax         = 4
+
+	// MaxCallBytes is the largest per-call capture cap the programs accept.
+	MaxCallBytes = 64 * 16384
+)
+
+// LoadSpec returns the compiled programs and maps, not yet loaded.
+func LoadSpec() (*ebpf.CollectionSpec, error) { return loadTlstap() }

@@ -1,0 +1,851 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * tlstap kernel side: OpenSSL uprobes and socket syscall tracepoints that
+ * stream HTTP-looking plaintext to user space through one ring buffer.
+ *
+ * Only uprobes and tracepoints are used: kprobes and fentry are unavailable
+ * on the kernels this agent targets.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "tlstap.h"
+
+/* libbpf 1.1 (Debian 12) lacks BPF_UPROBE; the kprobe macros read the same pt_regs. */
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define PROT_EXEC 0x4
+
+/* Set by the loader before the programs are loaded. */
+volatile const __u32 self_tgid = 0;             /* the agent never captures itself */
+volatile const __u32 max_call_bytes = 1 << 20;   /* capture cap per read/write call */
+
+/* Connection classification: only HTTP-looking streams send payload. */
+enum conn_kind {
+	K_UNKNOWN = 0, /* not yet classified: payload is streamed while tries last */
+	K_HTTP = 1,
+	K_IGNORE = 2,  /* not HTTP (TLS ciphertext, databases, ...): nothing streamed */
+	K_NOTSOCK = 3, /* negative cache: fd is not a stream socket */
+};
+
+/* Classification attempts: a connection seen from its start is judged on its
+ * first bytes; one found mid-stream (agent started later, or an SSL object)
+ * may begin inside a body, so it gets several records to show a message start. */
+#define TRIES_STRICT 1
+#define TRIES_LENIENT 8
+
+struct conn_key {
+	__u32 tgid;
+	__s32 fd;
+};
+
+struct conn {
+	__u64 id;
+	__u64 pos[2];
+	__u8 kind;
+	__u8 tries;
+	__u8 _pad[6];
+	struct conn_addr addr;
+};
+
+struct ssl_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 ssl;
+};
+
+struct ssl_conn {
+	__u64 id;
+	__u64 pos[2];
+	__s32 fd; /* learnt from a nested syscall; -1 for memory-BIO users such as Node.js */
+	__u8 kind;
+	__u8 tries;
+	__u8 _pad[2];
+};
+
+/* An SSL_read/SSL_write call in flight on a thread. */
+struct ssl_args {
+	__u64 ssl;
+	__u64 buf;
+	__u64 ex_out; /* size_t * of the _ex variants, 0 otherwise */
+	__s32 fd;     /* fd of the nested read/write syscall, -1 until seen */
+	__u8 dir;
+	__u8 depth;   /* guards libraries whose SSL_x_ex wraps SSL_x */
+	__u8 _pad[2];
+};
+
+/* A read/write-family syscall in flight on a thread. */
+struct io_args {
+	__u64 buf; /* buffer, or iovec array when is_iov */
+	__s32 fd;
+	__u32 iovcnt;
+	__u8 dir;
+	__u8 is_iov;
+	__u8 _pad[6];
+};
+
+struct scratch {
+	struct data_event hdr;
+	__u8 data[CHUNK_SIZE];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20); /* replaced by the loader from ring_buffer_size */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct conn_key);
+	__type(value, struct conn);
+} conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, struct ssl_key);
+	__type(value, struct ssl_conn);
+} ssl_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct ssl_args);
+} ssl_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct io_args);
+} io_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, __u8);
+} mmap_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} id_gen SEC(".maps");
+
+/* Force bpf2go to emit Go types for the records. */
+const struct data_event *unused_data_event __attribute__((unused));
+const struct ctl_event *unused_ctl_event __attribute__((unused));
+
+static __always_inline void stat_add(__u32 idx, __u64 v)
+{
+	__u64 *p = bpf_map_lookup_elem(&stats, &idx);
+	if (p)
+		*p += v; /* per-CPU slot: no atomics needed */
+}
+
+static __always_inline __u64 next_id(void)
+{
+	__u32 zero = 0;
+	__u64 *p = bpf_map_lookup_elem(&id_gen, &zero);
+	if (!p)
+		return 0;
+	return __sync_fetch_and_add(p, 1) + 1;
+}
+
+static __always_inline int is_self(__u64 pid_tgid)
+{
+	return (__u32)(pid_tgid >> 32) == self_tgid;
+}
+
+static __always_inline void emit_ctl(__u8 type, __u8 source, __u64 pid_tgid, __s32 fd, __u64 conn_id)
+{
+	struct ctl_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		stat_add(STAT_LOST_CONTROL, 1);
+		return;
+	}
+	e->type = type;
+	e->source = source;
+	e->_pad[0] = 0;
+	e->_pad[1] = 0;
+	e->tgid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->fd = fd;
+	e->ts = bpf_ktime_get_ns();
+	e->conn_id = conn_id;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * Socket lookup by walking the current task's fd table (CO-RE). It works for
+ * sockets created before the agent started, which connect/accept never showed.
+ */
+static __always_inline struct socket *fd_socket(__s32 fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct files_struct *files = BPF_CORE_READ(task, files);
+	if (!files)
+		return NULL;
+	struct fdtable *fdt = BPF_CORE_READ(files, fdt);
+	if (!fdt || fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	return BPF_CORE_READ(f, private_data);
+}
+
+/* Fills addr from the socket; returns 0 when fd is not a stream socket we follow. */
+static __always_inline int sock_addr(__s32 fd, struct conn_addr *addr)
+{
+	struct socket *sock = fd_socket(fd);
+	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return 0;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return 0;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	addr->family = family;
+	if (family == AF_INET) {
+		BPF_CORE_READ_INTO(addr->laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(addr->raddr, sk, __sk_common.skc_daddr);
+	} else if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(addr->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(addr->raddr, sk, __sk_common.skc_v6_daddr);
+	} else if (family != AF_UNIX) {
+		return 0;
+	}
+	if (family != AF_UNIX) {
+		addr->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		addr->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	}
+	return 1;
+}
+
+/* A fresh connection entry for fd, replacing whatever an earlier socket with the
+ * same fd number left behind: identity survives fd reuse. */
+static __always_inline void conn_create(__u64 pid_tgid, __s32 fd)
+{
+	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = fd };
+	struct conn c = {};
+	if (!sock_addr(fd, &c.addr))
+		return;
+	c.id = next_id();
+	c.tries = TRIES_STRICT;
+	bpf_map_update_elem(&conns, &key, &c, BPF_ANY);
+}
+
+/* Returns the connection of fd, discovering sockets created before the agent. */
+static __always_inline struct conn *conn_get(__u32 tgid, __s32 fd)
+{
+	struct conn_key key = { .tgid = tgid, .fd = fd };
+	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+	if (c)
+		return c->kind == K_NOTSOCK ? NULL : c;
+	struct conn nc = {};
+	if (!sock_addr(fd, &nc.addr)) {
+		nc.kind = K_NOTSOCK;
+		bpf_map_update_elem(&conns, &key, &nc, BPF_NOEXIST);
+		return NULL;
+	}
+	nc.id = next_id();
+	nc.tries = TRIES_LENIENT;
+	bpf_map_update_elem(&conns, &key, &nc, BPF_NOEXIST);
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (c && c->kind == K_NOTSOCK)
+		return NULL;
+	return c;
+}
+
+/* Does a record start like an HTTP/1 message or the HTTP/2 preface? */
+static __always_inline int looks_http(__u64 ubuf, __u32 len)
+{
+	__u32 w = 0;
+	if (len < 4 || bpf_probe_read_user(&w, sizeof(w), (void *)ubuf))
+		return -1; /* undecided */
+#define W(a, b, c, d) ((__u32)(a) | (__u32)(b) << 8 | (__u32)(c) << 16 | (__u32)(d) << 24)
+	switch (w) {
+	case W('G', 'E', 'T', ' '):
+	case W('P', 'O', 'S', 'T'):
+	case W('P', 'U', 'T', ' '):
+	case W('H', 'E', 'A', 'D'):
+	case W('D', 'E', 'L', 'E'):
+	case W('P', 'A', 'T', 'C'):
+	case W('O', 'P', 'T', 'I'):
+	case W('C', 'O', 'N', 'N'):
+	case W('T', 'R', 'A', 'C'):
+	case W('H', 'T', 'T', 'P'):
+	case W('P', 'R', 'I', ' '):
+		return 1;
+	}
+#undef W
+	return 0;
+}
+
+/* Decides whether a record of a connection in state *kind / *tries is streamed. */
+static __always_inline int should_stream(__u8 *kind, __u8 *tries, __u64 ubuf, __u32 len)
+{
+	if (*kind == K_HTTP)
+		return 1;
+	if (*kind != K_UNKNOWN)
+		return 0;
+	int v = looks_http(ubuf, len);
+	if (v > 0) {
+		*kind = K_HTTP;
+		return 1;
+	}
+	if (v < 0)
+		return 1; /* too short to judge: keep it, user space decides */
+	if (*tries <= 1)
+		*kind = K_IGNORE;
+	else
+		(*tries)--;
+	return 0;
+}
+
+struct emit_ctx {
+	struct data_event hdr; /* template: pos is the position of ubuf[0] */
+	__u64 ubuf;
+	__u32 total; /* bytes of ubuf to cover */
+	__u32 done;
+};
+
+static long emit_chunk(__u32 i, struct emit_ctx *c)
+{
+	if (c->done >= c->total)
+		return 1;
+	__u64 n = (__u64)c->total - c->done;
+	if (n > CHUNK_SIZE)
+		n = CHUNK_SIZE;
+	/* Keep the clamped value in one register so the verifier sees the bound. */
+	asm volatile("" : "+r"(n));
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 1;
+	s->hdr = c->hdr;
+	s->hdr.pos = c->hdr.pos + c->done;
+	s->hdr.len = n;
+	s->hdr.cap_len = n;
+	if (bpf_probe_read_user(s->data, n, (void *)(c->ubuf + c->done))) {
+		/* unreadable user memory (paged out): keep the size, flag no payload */
+		s->hdr.cap_len = 0;
+		n = 0;
+	}
+	__u64 size = sizeof(s->hdr) + (__u64)n;
+	if (size > sizeof(*s))
+		return 1;
+	if (bpf_ringbuf_output(&events, s, size, 0)) {
+		stat_add(STAT_LOST_EVENTS, 1);
+		stat_add(STAT_LOST_BYTES, s->hdr.len);
+	}
+	c->done += s->hdr.len;
+	return 0;
+}
+
+/* Header-only record for bytes beyond the capture cap: the size stays known. */
+static __always_inline void emit_skip(struct data_event *tmpl, __u64 pos, __u32 len)
+{
+	struct data_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	stat_add(STAT_SKIPPED_BYTES, len);
+	if (!e) {
+		stat_add(STAT_LOST_EVENTS, 1);
+		return;
+	}
+	*e = *tmpl;
+	e->pos = pos;
+	e->len = len;
+	e->cap_len = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Streams `len` bytes of a user buffer (or iovec array) at stream position pos. */
+static __always_inline void emit_data(struct emit_ctx *c, __u64 buf, __u32 iovcnt, int is_iov, __u64 len)
+{
+	__u64 budget = len < max_call_bytes ? len : max_call_bytes;
+	__u64 base = c->hdr.pos;
+	__u64 covered = 0;
+	if (!is_iov) {
+		c->ubuf = buf;
+		c->total = budget;
+		c->done = 0;
+		bpf_loop(MAX_CHUNKS, emit_chunk, c, 0);
+		covered = c->done;
+	} else {
+		for (int i = 0; i < MAX_IOVECS; i++) {
+			if (i >= iovcnt || covered >= budget)
+				break;
+			struct iovec iov = {};
+			if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(buf + i * sizeof(iov))))
+				break;
+			__u64 n = iov.iov_len;
+			if (n > budget - covered)
+				n = budget - covered;
+			c->hdr.pos = base + covered;
+			c->ubuf = (__u64)iov.iov_base;
+			c->total = n;
+			c->done = 0;
+			bpf_loop(MAX_CHUNKS, emit_chunk, c, 0);
+			covered += c->done;
+			if (c->done < n)
+				break;
+		}
+	}
+	if (covered < len)
+		emit_skip(&c->hdr, base + covered, len - covered);
+}
+
+/* ---------------------------------------------------------------- sockets */
+
+static __always_inline int io_enter(__s32 fd, __u64 buf, __u32 iovcnt, __u8 dir, __u8 is_iov)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (is_self(pid_tgid))
+		return 0;
+	/* Nested syscall of an SSL call in flight: it tells the SSL object's fd.
+	 * Its own bytes are ciphertext and are not streamed. */
+	struct ssl_args *sa = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
+	if (sa) {
+		if (sa->fd < 0)
+			sa->fd = fd;
+		return 0;
+	}
+	struct conn *c = conn_get(pid_tgid >> 32, fd);
+	if (!c || c->kind == K_IGNORE)
+		return 0;
+	struct io_args a = { .buf = buf, .fd = fd, .iovcnt = iovcnt, .dir = dir, .is_iov = is_iov };
+	bpf_map_update_elem(&io_calls, &pid_tgid, &a, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int io_exit(long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct io_args *a = bpf_map_lookup_elem(&io_calls, &pid_tgid);
+	if (!a)
+		return 0;
+	struct io_args args = *a;
+	bpf_map_delete_elem(&io_calls, &pid_tgid);
+	if (ret <= 0)
+		return 0;
+	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = args.fd };
+	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return 0;
+	__u64 first = args.buf;
+	__u32 first_len = ret;
+	if (args.is_iov) {
+		struct iovec iov = {};
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)args.buf))
+			return 0;
+		first = (__u64)iov.iov_base;
+		first_len = iov.iov_len < (__u64)ret ? iov.iov_len : ret;
+	}
+	__u8 dir = args.dir & 1;
+	__u64 pos = __sync_fetch_and_add(&c->pos[dir], (__u64)ret);
+	if (!should_stream(&c->kind, &c->tries, first, first_len))
+		return 0;
+	struct emit_ctx ec = {};
+	ec.hdr.type = EV_DATA;
+	ec.hdr.source = SRC_SOCKET;
+	ec.hdr.dir = dir;
+	ec.hdr.tgid = pid_tgid >> 32;
+	ec.hdr.tid = (__u32)pid_tgid;
+	ec.hdr.fd = args.fd;
+	ec.hdr.ts = bpf_ktime_get_ns();
+	ec.hdr.conn_id = c->id;
+	ec.hdr.pos = pos;
+	ec.hdr.addr = c->addr;
+	emit_data(&ec, args.buf, args.iovcnt, args.is_iov, ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int tp_enter_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return io_enter(ctx->args[0], ctx->args[1], 0, DIR_EGRESS, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	return io_enter(ctx->args[0], ctx->args[1], 0, DIR_EGRESS, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int tp_enter_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	return io_enter(ctx->args[0], ctx->args[1], ctx->args[2], DIR_EGRESS, 1);
+}
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int tp_enter_read(struct trace_event_raw_sys_enter *ctx)
+{
+	return io_enter(ctx->args[0], ctx->args[1], 0, DIR_INGRESS, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int tp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+	return io_enter(ctx->args[0], ctx->args[1], 0, DIR_INGRESS, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_readv")
+int tp_enter_readv(struct trace_event_raw_sys_enter *ctx)
+{
+	return io_enter(ctx->args[0], ctx->args[1], ctx->args[2], DIR_INGRESS, 1);
+}
+
+static __always_inline int msg_enter(struct trace_event_raw_sys_enter *ctx, __u8 dir)
+{
+	struct user_msghdr msg = {};
+	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)ctx->args[1]))
+		return 0;
+	return io_enter(ctx->args[0], (__u64)msg.msg_iov, msg.msg_iovlen, dir, 1);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return msg_enter(ctx, DIR_EGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int tp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return msg_enter(ctx, DIR_INGRESS);
+}
+
+/* One exit program serves every read/write-family syscall: io_calls says which. */
+SEC("tracepoint/syscalls/sys_exit_write")
+int tp_exit_write(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int tp_exit_sendto(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_writev")
+int tp_exit_writev(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int tp_exit_sendmsg(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_read")
+int tp_exit_read(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int tp_exit_recvfrom(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_readv")
+int tp_exit_readv(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int tp_exit_recvmsg(struct trace_event_raw_sys_exit *ctx) { return io_exit(ctx->ret); }
+
+/* connect/accept4 start a connection's life: a new id, judged on its first bytes. */
+SEC("tracepoint/syscalls/sys_enter_connect")
+int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (is_self(pid_tgid))
+		return 0;
+	struct io_args a = { .fd = ctx->args[0] };
+	bpf_map_update_elem(&io_calls, &pid_tgid, &a, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct io_args *a = bpf_map_lookup_elem(&io_calls, &pid_tgid);
+	if (!a)
+		return 0;
+	__s32 fd = a->fd;
+	bpf_map_delete_elem(&io_calls, &pid_tgid);
+	/* -EINPROGRESS (non-blocking connect): addresses are already set. */
+	if (ctx->ret == 0 || ctx->ret == -115)
+		conn_create(pid_tgid, fd);
+	return 0;
+}
+
+static __always_inline int accept_exit(long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (is_self(pid_tgid) || ret < 0)
+		return 0;
+	conn_create(pid_tgid, ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx) { return accept_exit(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_accept")
+int tp_exit_accept(struct trace_event_raw_sys_exit *ctx) { return accept_exit(ctx->ret); }
+
+static __always_inline void fd_closed(__u64 pid_tgid, __s32 fd)
+{
+	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = fd };
+	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return;
+	if (c->kind != K_NOTSOCK)
+		emit_ctl(EV_CLOSE, SRC_SOCKET, pid_tgid, fd, c->id);
+	bpf_map_delete_elem(&conns, &key);
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int tp_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_self(pid_tgid))
+		fd_closed(pid_tgid, ctx->args[0]);
+	return 0;
+}
+
+/* dup2/dup3 close newfd implicitly; without this the fd cache would go stale. */
+SEC("tracepoint/syscalls/sys_enter_dup2")
+int tp_enter_dup2(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_self(pid_tgid))
+		fd_closed(pid_tgid, ctx->args[1]);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_dup3")
+int tp_enter_dup3(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_self(pid_tgid))
+		fd_closed(pid_tgid, ctx->args[1]);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- OpenSSL */
+
+static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 ex_out, __u8 dir)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (is_self(pid_tgid))
+		return 0;
+	struct ssl_args *cur = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
+	if (cur) {
+		cur->depth++;
+		return 0;
+	}
+	struct ssl_args a = { .ssl = ssl, .buf = buf, .ex_out = ex_out, .fd = -1, .dir = dir };
+	bpf_map_update_elem(&ssl_calls, &pid_tgid, &a, BPF_ANY);
+	return 0;
+}
+
+/* ret: bytes transferred by the outermost call, or <= 0. */
+static __always_inline int ssl_exit(long ret, int is_ex)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ssl_args *ap = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
+	if (!ap)
+		return 0;
+	if (ap->depth > 0) {
+		ap->depth--;
+		return 0;
+	}
+	struct ssl_args a = *ap;
+	bpf_map_delete_elem(&ssl_calls, &pid_tgid);
+
+	__u64 n = 0;
+	if (is_ex) {
+		/* SSL_read_ex/SSL_write_ex return 1 and store the count through a pointer. */
+		if (ret != 1 || !a.ex_out || bpf_probe_read_user(&n, sizeof(n), (void *)a.ex_out))
+			return 0;
+	} else {
+		if (ret <= 0)
+			return 0;
+		n = ret;
+	}
+	if (n == 0 || n > 0x7fffffff)
+		return 0;
+
+	__u32 tgid = pid_tgid >> 32;
+	struct ssl_key key = { .tgid = tgid, .ssl = a.ssl };
+	struct ssl_conn *sc = bpf_map_lookup_elem(&ssl_conns, &key);
+	if (!sc) {
+		struct ssl_conn nsc = { .id = next_id(), .fd = -1, .tries = TRIES_LENIENT };
+		bpf_map_update_elem(&ssl_conns, &key, &nsc, BPF_NOEXIST);
+		sc = bpf_map_lookup_elem(&ssl_conns, &key);
+		if (!sc)
+			return 0;
+	}
+	if (a.fd >= 0)
+		sc->fd = a.fd;
+	__u8 dir = a.dir & 1;
+	__u64 pos = __sync_fetch_and_add(&sc->pos[dir], n);
+	if (!should_stream(&sc->kind, &sc->tries, a.buf, n))
+		return 0;
+
+	struct emit_ctx ec = {};
+	ec.hdr.type = EV_DATA;
+	ec.hdr.source = SRC_OPENSSL;
+	ec.hdr.dir = dir;
+	ec.hdr.tgid = tgid;
+	ec.hdr.tid = (__u32)pid_tgid;
+	ec.hdr.fd = sc->fd;
+	ec.hdr.ts = bpf_ktime_get_ns();
+	ec.hdr.conn_id = sc->id;
+	ec.hdr.pos = pos;
+	ec.hdr.ssl = a.ssl;
+	if (sc->fd >= 0) {
+		struct conn *c = conn_get(tgid, sc->fd);
+		if (c)
+			ec.hdr.addr = c->addr;
+	}
+	emit_data(&ec, a.buf, 0, 0, n);
+	return 0;
+}
+
+SEC("uprobe/SSL_write")
+int BPF_KPROBE(ssl_write_enter, void *ssl, const void *buf, int num)
+{
+	return ssl_enter((__u64)ssl, (__u64)buf, 0, DIR_EGRESS);
+}
+
+SEC("uretprobe/SSL_write")
+int BPF_KRETPROBE(ssl_write_exit, int ret)
+{
+	return ssl_exit(ret, 0);
+}
+
+SEC("uprobe/SSL_write_ex")
+int BPF_KPROBE(ssl_write_ex_enter, void *ssl, const void *buf, __u64 num, __u64 *written)
+{
+	return ssl_enter((__u64)ssl, (__u64)buf, (__u64)written, DIR_EGRESS);
+}
+
+SEC("uretprobe/SSL_write_ex")
+int BPF_KRETPROBE(ssl_write_ex_exit, int ret)
+{
+	return ssl_exit(ret, 1);
+}
+
+SEC("uprobe/SSL_read")
+int BPF_KPROBE(ssl_read_enter, void *ssl, void *buf, int num)
+{
+	return ssl_enter((__u64)ssl, (__u64)buf, 0, DIR_INGRESS);
+}
+
+SEC("uretprobe/SSL_read")
+int BPF_KRETPROBE(ssl_read_exit, int ret)
+{
+	return ssl_exit(ret, 0);
+}
+
+SEC("uprobe/SSL_read_ex")
+int BPF_KPROBE(ssl_read_ex_enter, void *ssl, void *buf, __u64 num, __u64 *readbytes)
+{
+	return ssl_enter((__u64)ssl, (__u64)buf, (__u64)readbytes, DIR_INGRESS);
+}
+
+SEC("uretprobe/SSL_read_ex")
+int BPF_KRETPROBE(ssl_read_ex_exit, int ret)
+{
+	return ssl_exit(ret, 1);
+}
+
+/* SSL_shutdown and SSL_free end the SSL object's stream. */
+static __always_inline int ssl_gone(__u64 ssl)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (is_self(pid_tgid))
+		return 0;
+	struct ssl_key key = { .tgid = pid_tgid >> 32, .ssl = ssl };
+	struct ssl_conn *sc = bpf_map_lookup_elem(&ssl_conns, &key);
+	if (!sc)
+		return 0;
+	emit_ctl(EV_CLOSE, SRC_OPENSSL, pid_tgid, sc->fd, sc->id);
+	bpf_map_delete_elem(&ssl_conns, &key);
+	return 0;
+}
+
+SEC("uprobe/SSL_shutdown")
+int BPF_KPROBE(ssl_shutdown_enter, void *ssl)
+{
+	return ssl_gone((__u64)ssl);
+}
+
+SEC("uprobe/SSL_free")
+int BPF_KPROBE(ssl_free_enter, void *ssl)
+{
+	return ssl_gone((__u64)ssl);
+}
+
+/* ---------------------------------------------------------------- processes */
+
+SEC("tracepoint/sched/sched_process_exec")
+int tp_sched_exec(void *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_self(pid_tgid))
+		emit_ctl(EV_EXEC, 0, pid_tgid, -1, 0);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int tp_sched_exit(void *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	/* Only the thread-group leader's exit ends the process. */
+	if ((__u32)pid_tgid == (__u32)(pid_tgid >> 32) && !is_self(pid_tgid))
+		emit_ctl(EV_EXIT, 0, pid_tgid, -1, 0);
+	return 0;
+}
+
+/* An executable mapping of a file (ld.so loading a library, dlopen) may bring
+ * a TLS library into a running process: tell user space to look. */
+SEC("tracepoint/syscalls/sys_enter_mmap")
+int tp_enter_mmap(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (is_self(pid_tgid) || !(ctx->args[2] & PROT_EXEC) || (long)ctx->args[4] < 0)
+		return 0;
+	__u8 one = 1;
+	bpf_map_update_elem(&mmap_calls, &pid_tgid, &one, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_mmap")
+int tp_exit_mmap(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!bpf_map_lookup_elem(&mmap_calls, &pid_tgid))
+		return 0;
+	bpf_map_delete_elem(&mmap_calls, &pid_tgid);
+	if (ctx->ret < 0 && ctx->ret > -4096)
+		return 0;
+	emit_ctl(EV_MMAP, 0, pid_tgid, -1, 0);
+	return 0;
+}

@@ -1,0 +1,78 @@
+/* Shared between the eBPF programs and user space (mirrored in Go by bpf2go). */
+#ifndef TLSTAP_H
+#define TLSTAP_H
+
+/* Record types on the ring buffer. */
+enum event_type {
+	EV_DATA = 1,  /* payload bytes of one direction of a connection */
+	EV_CLOSE = 2, /* a connection (socket fd or SSL object) ended */
+	EV_EXEC = 3,  /* a process called execve */
+	EV_EXIT = 4,  /* a process (thread group) exited */
+	EV_MMAP = 5,  /* a process mapped a file executable: look for new TLS libraries */
+};
+
+/* Where the plaintext came from. */
+enum source {
+	SRC_SOCKET = 1,  /* read/write-family syscalls on a plain socket */
+	SRC_OPENSSL = 2, /* SSL_read/SSL_write uprobes */
+};
+
+/* Direction relative to the traced process. */
+enum direction {
+	DIR_EGRESS = 0,  /* the process wrote the bytes */
+	DIR_INGRESS = 1, /* the process read the bytes */
+};
+
+/* Per-CPU loss counters, index into the `stats` array. */
+enum stat_index {
+	STAT_LOST_EVENTS = 0, /* data records that did not fit the ring buffer */
+	STAT_LOST_BYTES,      /* payload bytes in those records */
+	STAT_LOST_CONTROL,    /* exec/exit/close/mmap records that did not fit */
+	STAT_SKIPPED_BYTES,   /* bytes beyond the per-call capture cap (not lost: known size) */
+	STAT_MAX,
+};
+
+#define CHUNK_SIZE 16384        /* payload bytes per data record */
+#define MAX_CHUNKS 64           /* per call: 1 MiB, enough for max_body_bytes up to ~1 MiB per call */
+#define MAX_IOVECS 8            /* iovecs followed per readv/writev/sendmsg/recvmsg */
+
+struct conn_addr {
+	__u16 family; /* AF_INET, AF_INET6, AF_UNIX or 0 when unknown */
+	__u16 lport;  /* host byte order */
+	__u16 rport;  /* host byte order */
+	__u16 _pad;
+	__u8 laddr[16]; /* IPv4 in the first 4 bytes */
+	__u8 raddr[16];
+};
+
+/* Header of every EV_DATA record; `len` payload bytes follow when cap_len == len. */
+struct data_event {
+	__u8 type;
+	__u8 source;
+	__u8 dir;
+	__u8 flags;
+	__u32 tgid;
+	__u32 tid;
+	__s32 fd;      /* -1 when unknown (memory-BIO TLS) */
+	__u64 ts;      /* bpf_ktime_get_ns */
+	__u64 conn_id; /* unique per stream: per socket fd lifetime or per SSL object */
+	__u64 pos;     /* stream position of the first byte of this record, per direction */
+	__u32 len;     /* bytes of the stream this record covers */
+	__u32 cap_len; /* payload bytes present (< len when beyond the per-call cap) */
+	__u64 ssl;     /* SSL* for SRC_OPENSSL */
+	struct conn_addr addr;
+};
+
+/* EV_CLOSE, EV_EXEC, EV_EXIT, EV_MMAP. */
+struct ctl_event {
+	__u8 type;
+	__u8 source;
+	__u8 _pad[2];
+	__u32 tgid;
+	__u32 tid;
+	__s32 fd;
+	__u64 ts;
+	__u64 conn_id;
+};
+
+#endif
