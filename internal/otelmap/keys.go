@@ -1,0 +1,54 @@
+package otelmap
+
+// Semantic-convention attribute keys used by tlstap.
+const (
+	KeyHTTPRequestMethod         = "http.request.method"
+	KeyHTTPRequestMethodOriginal = "http.request.method_original"
+	KeyHTTPResponseStatusCode    = "http.response.status_code"
+	KeyHTTPRequestBodySize       = "http.request.body.size"
+	KeyHTTPResponseBodySize      = "http.response.body.size"
+	KeyURLFull                   = "url.full"
+	KeyURLPath                   = "url.path"
+	KeyURLQuery                  = "url.query"
+	KeyURLScheme                 = "url.scheme"
+	KeyServerAddress             = "server.address"
+	KeyServerPort                = "server.port"
+	KeyClientAddress             = "client.address"
+	KeyClientPort                = "client.port"
+	KeyNetworkPeerAddress        = "network.peer.address"
+	KeyNetworkPeerPort           = "network.peer.port"
+	KeyNetworkProtocolName       = "network.protocol.name"
+	KeyNetworkProtocolVersion    = "network.protocol.version"
+	KeyNetworkTransport          = "network.transport"
+	KeyUserAgentOriginal         = "user_agent.original"
+	KeyErrorType                 = "error.type"
+
+	// Log-record-only keys. The header keys are prefixes followed by the
+	// lowercased header name.
+	KeyHTTPRequestHeaderPrefix  = "http.request.header."
+	KeyHTTPResponseHeaderPrefix = "http.response.header."
+	KeyHTTPRequestBodyContent   = "http.request.body.content"
+	KeyHTTPResponseBodyContent  = "http.response.body.content"
+
+	// tlstap-specific keys.
+	KeyTlstapFlags        = "tlstap.flags"
+	KeyTlstapTLSLibrary   = "tlstap.tls.library"
+	KeyTlstapConnectionID = "tlstap.connection.id"
+
+	// Resource keys.
+	KeyProcessPID            = "process.pid"
+	KeyProcessParentPID      = "process.parent_pid"
+	KeyProcessCreationTime   = "process.creation.time"
+	KeyProcessExecutableName = "process.executable.name"
+	KeyProcessExecutablePath = "process.executable.path"
+	KeyProcessCommandArgs    = "process.command_args"
+	KeyProcessOwner          = "process.owner"
+	KeyContainerID           = "container.id"
+	KeyHostName              = "host.name"
+)
+
+// EventName is the event name of every exchange log record.
+const EventName = "tlstap.http.exchange"
+
+// ScopeName is the instrumentation scope tlstap's spans and logs carry.
+const ScopeName = "github.com/tlstap/tlstap"
