@@ -1,0 +1,93 @@
+package procscan
+
+import (
+	"strings"
+)
+
+// ContainerIDFromCgroup extracts a container ID from the contents of
+// /proc/<pid>/cgroup, or returns "" when the process is not in a container
+// this package recognises.
+//
+// Container runtimes name a container's cgroup after its 64-hex-digit ID,
+// in one of these shapes depending on runtime and cgroup driver:
+//
+//	/docker/<id>                                      docker, cgroupfs driver
+//	/system.slice/docker-<id>.scope                   docker, systemd driver
+//	/kubepods/burstable/pod<uid>/<id>                 kubelet, cgroupfs driver
+//	/kubepods.slice/.../cri-containerd-<id>.scope     containerd, systemd driver
+//	/kubepods.slice/.../crio-<id>.scope               CRI-O
+//	/machine.slice/libpod-<id>.scope                  podman
+//	/system.slice/containerd.service/<pod>.slice:cri-containerd:<id>
+//
+// so the ID is found by looking, from the innermost path element outwards,
+// for an element whose last "-" or ":" separated part is 64 hex digits.
+// Innermost wins so that nested containers (docker in docker) report the
+// container the process really runs in. The cgroup v2 line ("0::") is
+// preferred over v1 hierarchies because on hybrid hosts it is the one the
+// runtime manages.
+func ContainerIDFromCgroup(b []byte) string {
+	var v1 string
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimRight(line, "\n")
+		// hierarchy-ID:controller-list:cgroup-path; the path may contain ':'.
+		hier, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		_, path, ok := strings.Cut(rest, ":")
+		if !ok {
+			continue
+		}
+		id := containerIDFromPath(path)
+		if id == "" {
+			continue
+		}
+		if hier == "0" {
+			return id
+		}
+		if v1 == "" {
+			v1 = id
+		}
+	}
+	return v1
+}
+
+func containerIDFromPath(path string) string {
+	elems := strings.Split(path, "/")
+	for i := len(elems) - 1; i >= 0; i-- {
+		if id := containerIDFromElem(elems[i]); id != "" {
+			return id
+		}
+	}
+	return ""
+}
+
+func containerIDFromElem(e string) string {
+	e = strings.TrimSuffix(e, ".scope")
+	// conmon, podman's and CRI-O's container monitor, lives in a scope
+	// named after the container ("libpod-conmon-<id>.scope") but is not
+	// part of it.
+	if strings.Contains(e, "conmon") {
+		return ""
+	}
+	if i := strings.LastIndexAny(e, "-:"); i >= 0 {
+		e = e[i+1:]
+	}
+	if isHex64(e) {
+		return e
+	}
+	return ""
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
