@@ -3,12 +3,9 @@ package procscan
 import (
 	"os"
 	"os/exec"
-	"syscall"
 	"testing"
 	"time"
 )
-
-func devOf(fi os.FileInfo) uint64 { return fi.Sys().(*syscall.Stat_t).Dev }
 
 // start runs a child process and kills it (by PID) when the test ends.
 func start(t *testing.T, cmd *exec.Cmd) *exec.Cmd {

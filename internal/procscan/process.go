@@ -39,7 +39,7 @@ func (s *Scanner) Process(pid int) (exchange.Process, error) {
 	exe, err := os.Readlink(s.pidPath(pid, "exe"))
 	switch {
 	case err == nil:
-		p.ExePath = strings.TrimSuffix(exe, deletedSuffix)
+		p.ExePath = s.pathInRoot(pid, strings.TrimSuffix(exe, deletedSuffix))
 		p.ExeName = filepath.Base(p.ExePath)
 	case s.alive(pid):
 		// Kernel threads and zombies have no exe link; keep going with comm.
@@ -68,6 +68,21 @@ func (s *Scanner) Process(pid int) (exchange.Process, error) {
 	}
 	p.ContainerID = ContainerIDFromCgroup(cg)
 	return p, nil
+}
+
+// pathInRoot turns a path the kernel printed relative to the agent's root
+// into the path the process itself uses. That differs only for a chrooted
+// process: for a process in its own mount namespace the kernel already
+// prints paths relative to that namespace's root.
+func (s *Scanner) pathInRoot(pid int, path string) string {
+	root, err := os.Readlink(s.pidPath(pid, "root"))
+	if err != nil || root == "/" {
+		return path
+	}
+	if rel, ok := strings.CutPrefix(path, root); ok && strings.HasPrefix(rel, "/") {
+		return rel
+	}
+	return path
 }
 
 // procStat holds the fields of /proc/<pid>/stat this package uses.

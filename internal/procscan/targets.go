@@ -101,8 +101,9 @@ func (s *Scanner) ScanTLS(pid int) (targets []Target, skipped []*FileError, err 
 		return nil, nil, s.goneErr(pid, "read root", err)
 	}
 
+	otherNS := s.otherMountNS(pid)
 	for _, m := range cands {
-		t, err := s.target(pid, root, m)
+		t, err := s.target(pid, root, otherNS, m)
 		if err != nil {
 			skipped = append(skipped, &FileError{Path: m.Path, Dev: m.Dev, Inode: m.Inode, Err: err})
 			continue
@@ -165,8 +166,8 @@ func skipByName(base string) bool {
 
 // target inspects one mapped file, using the cache when the file was seen
 // before (in this process or any other).
-func (s *Scanner) target(pid int, root string, m Mapping) (Target, error) {
-	path, fi, err := s.resolve(pid, root, m)
+func (s *Scanner) target(pid int, root string, otherNS bool, m Mapping) (Target, error) {
+	path, fi, err := s.resolve(pid, root, otherNS, m)
 	if err != nil {
 		return Target{}, err
 	}
@@ -185,39 +186,73 @@ func (s *Scanner) target(pid int, root string, m Mapping) (Target, error) {
 // resolve finds a path, openable from the agent's mount namespace, of the
 // very file m maps, and stats it.
 //
-// The path in maps is relative to the process's root. Through that root it
-// usually still names the mapped file; when it does not (the file was
-// deleted or replaced by an upgrade, or a memfd) /proc/<pid>/map_files
-// still reaches the mapped inode. Files are matched by inode only, because
-// overlayfs reports a different st_dev from stat than the device in maps.
-func (s *Scanner) resolve(pid int, root string, m Mapping) (string, os.FileInfo, error) {
-	var firstErr error
+// The kernel prints the paths in maps relative to the *reader's* root when
+// it can reach the file from there (host processes, chrooted processes) and
+// relative to the process's mount namespace root otherwise (containers, for
+// which /proc/<pid>/root also reads as "/"). So the candidates, in order of
+// preference, are:
+//
+//   - for a chrooted process: /proc/<pid>/root plus the path below its root;
+//   - for a process in another mount namespace: /proc/<pid>/root plus the path;
+//   - otherwise the plain path;
+//   - /proc/<pid>/map_files/<range>, which reaches the mapped inode even
+//     when the file was deleted or replaced (an upgrade), or is a memfd.
+//
+// Each candidate must hold the inode maps names. Through /proc/<pid>/root
+// the device is not compared: overlayfs reports its own st_dev from stat
+// while maps shows the underlying file system's.
+func (s *Scanner) resolve(pid int, root string, otherNS bool, m Mapping) (string, os.FileInfo, error) {
+	type candidate struct {
+		path    string
+		withDev bool
+	}
+	var cands []candidate
 	if !m.Deleted {
-		path := m.Path
-		if root != "/" {
-			path = s.pidPath(pid, "root") + m.Path
+		procRoot := s.pidPath(pid, "root")
+		if rel, ok := strings.CutPrefix(m.Path, root); root != "/" && ok && strings.HasPrefix(rel, "/") {
+			cands = append(cands, candidate{procRoot + rel, false})
 		}
-		fi, err := os.Stat(path)
-		if err == nil && inodeOf(fi) == m.Inode {
-			return path, fi, nil
+		if otherNS {
+			cands = append(cands, candidate{procRoot + m.Path, false})
+		} else {
+			cands = append(cands, candidate{m.Path, true})
 		}
-		if err == nil {
-			err = fmt.Errorf("%s is inode %d, maps has %d", path, inodeOf(fi), m.Inode)
+	}
+	cands = append(cands, candidate{s.pidPath(pid, fmt.Sprintf("map_files/%x-%x", m.Start, m.End)), false})
+
+	var errs []error
+	for _, c := range cands {
+		fi, err := os.Stat(c.path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		firstErr = err
+		if inodeOf(fi) != m.Inode || c.withDev && devOf(fi) != m.Dev {
+			errs = append(errs, fmt.Errorf("%s is dev %#x inode %d, maps has dev %#x inode %d",
+				c.path, devOf(fi), inodeOf(fi), m.Dev, m.Inode))
+			continue
+		}
+		return c.path, fi, nil
 	}
-	path := s.pidPath(pid, fmt.Sprintf("map_files/%x-%x", m.Start, m.End))
-	fi, err := os.Stat(path)
-	if err == nil && inodeOf(fi) == m.Inode {
-		return path, fi, nil
+	return "", nil, errors.Join(errs...)
+}
+
+// otherMountNS reports whether pid lives in another mount namespace than
+// the agent. Unknown (no ns links, as in fixtures) counts as the same.
+func (s *Scanner) otherMountNS(pid int) bool {
+	self, err := os.Readlink(filepath.Join(s.procRoot, "self", "ns", "mnt"))
+	if err != nil {
+		return false
 	}
-	if err == nil {
-		err = fmt.Errorf("%s is inode %d, maps has %d", path, inodeOf(fi), m.Inode)
+	ns, err := os.Readlink(s.pidPath(pid, "ns/mnt"))
+	return err == nil && ns != self
+}
+
+func devOf(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Dev
 	}
-	if firstErr != nil {
-		return "", nil, fmt.Errorf("%w; fallback: %w", firstErr, err)
-	}
-	return "", nil, err
+	return 0
 }
 
 func inodeOf(fi os.FileInfo) uint64 {
