@@ -1,0 +1,587 @@
+package httpparse
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/tlstap/tlstap/internal/exchange"
+)
+
+// phase is what a direction expects next.
+type phase uint8
+
+const (
+	phHead     phase = iota // between messages or inside a start line / header section
+	phSkipLine              // resynchronising: discard through the next LF
+	phLength                // body of known length; remaining bytes left
+	phChunked               // chunked body
+	phClose                 // response body delimited by connection close
+	phHold                  // request stream paused behind CONNECT/Upgrade
+)
+
+// abortReason says why a message is being finished early.
+type abortReason uint8
+
+const (
+	whyGap   abortReason = iota // bytes were lost; the direction resynchronises
+	whyClose                    // the connection ended
+	whyStop                     // parse error or protocol switch
+)
+
+// stream is the parsing state of one direction.
+type stream struct {
+	dir    Dir
+	kind   kind
+	phase  phase
+	resync bool  // after a gap: a bad start line is skipped, not an error
+	lastTS int64 // ts of the latest bytes seen
+
+	// Head being accumulated. head is reused between messages.
+	head      []byte
+	headTS    int64 // ts of the head's first byte
+	lineStart int   // start of the current line in head
+	firstLine int   // length of the start line with its LF; 0 until complete
+	fields    int
+	sniff     sniffer
+	status    int // status code from a complete status line
+
+	// Message whose head is complete and whose body is being read.
+	msg        *exchange.Message
+	ent        *entry // nil for a response without a known request
+	remaining  int64
+	chunk      chunkedDecoder
+	holes      bool // a gap hit the body: capture stops, Body stays a prefix
+	incomplete bool
+
+	// Bytes held while paused behind a possible protocol switch.
+	hold     []byte
+	holdTS   int64
+	holdLost bool
+	holdEnt  *entry
+}
+
+func (s *stream) resetHead() {
+	s.head = s.head[:0]
+	s.lineStart, s.firstLine, s.fields, s.status = 0, 0, 0, 0
+}
+
+// feed runs the state machine of one direction over p.
+func (c *Conn) feed(dir Dir, p []byte, ts int64) {
+	s := &c.streams[dir]
+	s.lastTS = ts
+	for len(p) > 0 && !c.stopped() {
+		var n int
+		switch s.phase {
+		case phHead:
+			n = c.feedHead(s, p, ts)
+		case phSkipLine:
+			n = len(p)
+			if i := bytes.IndexByte(p, '\n'); i >= 0 {
+				n = i + 1
+				s.phase = phHead
+			}
+		case phLength:
+			k := int64(len(p))
+			if k > s.remaining {
+				k = s.remaining
+			}
+			n = int(k)
+			c.capture(s, p[:n], ts)
+			s.remaining -= k
+			if s.remaining == 0 {
+				c.finishMessage(s)
+			}
+		case phChunked:
+			var data []byte
+			var err error
+			n, data, err = s.chunk.decode(p)
+			s.msg.WireSize += int64(n - len(data))
+			c.capture(s, data, ts)
+			s.msg.LastByte = ts
+			if err != nil {
+				c.fail(s, fmt.Errorf("chunked body: %w", err))
+				return
+			}
+			if s.chunk.done() {
+				tr, err := s.chunk.trailers()
+				s.msg.Trailers = tr
+				if err != nil {
+					c.fail(s, err)
+					return
+				}
+				c.finishMessage(s)
+			} else if n == 0 {
+				c.fail(s, fmt.Errorf("chunked decoder made no progress"))
+				return
+			}
+		case phClose:
+			n = len(p)
+			c.capture(s, p, ts)
+		case phHold:
+			n = len(p)
+			if s.holdLost {
+				break
+			}
+			if len(s.hold)+n > c.opts.MaxHeaderBytes {
+				s.holdLost = true // replayed as a gap after what fits
+				break
+			}
+			if len(s.hold) == 0 {
+				s.holdTS = ts
+			}
+			s.hold = appendCapped(s.hold, p, c.opts.MaxHeaderBytes)
+		default:
+			return
+		}
+		p = p[n:]
+	}
+}
+
+// feedHead accumulates a start line and header section and returns how many
+// bytes of p it consumed.
+func (c *Conn) feedHead(s *stream, p []byte, ts int64) int {
+	i := 0
+	if len(s.head) == 0 {
+		// Empty lines before a message are ignored (RFC 9112 2.2).
+		for i < len(p) && (p[i] == '\r' || p[i] == '\n') {
+			i++
+		}
+		if i == len(p) {
+			return i
+		}
+		s.headTS = ts
+		s.sniff.reset(s.kind)
+	}
+	for i < len(p) {
+		seg := p[i:]
+		eol := bytes.IndexByte(seg, '\n')
+		if eol >= 0 {
+			seg = seg[:eol+1]
+		}
+		if s.firstLine == 0 {
+			text := seg
+			if eol >= 0 {
+				text = seg[:eol]
+			}
+			if !s.sniff.feed(text) || len(s.head)+len(seg) > c.opts.MaxHeaderBytes {
+				c.badStart(s, eol >= 0, text)
+				return i + len(seg)
+			}
+		} else if len(s.head)+len(seg) > c.opts.MaxHeaderBytes {
+			c.fail(s, fmt.Errorf("message head exceeds %d bytes", c.opts.MaxHeaderBytes))
+			return len(p)
+		}
+		s.head = appendCapped(s.head, seg, c.opts.MaxHeaderBytes)
+		i += len(seg)
+		if eol < 0 {
+			return i
+		}
+		line := s.head[s.lineStart : len(s.head)-1]
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		switch {
+		case s.firstLine == 0:
+			if !c.startLine(s, line) {
+				return i
+			}
+			s.firstLine = len(s.head)
+		case len(line) == 0:
+			c.headDone(s, ts)
+			return i
+		case line[0] != ' ' && line[0] != '\t':
+			s.fields++
+			if s.fields > maxFields {
+				c.fail(s, fmt.Errorf("more than %d header fields", maxFields))
+				return len(p)
+			}
+		}
+		s.lineStart = len(s.head)
+	}
+	return i
+}
+
+// badStart handles bytes that cannot be a start line; tail is the last part
+// of the rejected line, for the error message.
+func (c *Conn) badStart(s *stream, eol bool, tail []byte) {
+	switch {
+	case s.resync:
+		// Not a message start: skip the rest of this line.
+		s.resetHead()
+		if !eol {
+			s.phase = phSkipLine
+		}
+	case c.state == Detecting:
+		c.state = NotHTTP
+	default:
+		line := s.head
+		if len(line) > 40 {
+			line = line[:40]
+		}
+		c.fail(s, fmt.Errorf("invalid start line %q (ending %.20q)", line, tail))
+	}
+}
+
+// startLine classifies a complete first line. It reports false when the
+// line was rejected (and handled).
+func (c *Conn) startLine(s *stream, line []byte) bool {
+	k := kindAny
+	var sp1 int
+	if s.kind != kindResponse {
+		if a, _, ok := parseRequestLine(line); ok {
+			k, sp1 = kindRequest, a
+		}
+	}
+	if k == kindAny && s.kind != kindRequest {
+		if code, ok := parseStatusLine(line); ok {
+			k, s.status = kindResponse, code
+		}
+	}
+	if k == kindAny {
+		c.badStart(s, true, nil)
+		return false
+	}
+	if c.state == Detecting {
+		if k == kindRequest {
+			c.setRoles(s.dir)
+		} else {
+			c.setRoles(s.dir.other())
+		}
+	}
+	s.resync = false
+	if k == kindRequest {
+		e := &entry{}
+		e.ex.Role = c.role()
+		e.ex.Request = &e.req
+		e.req.Method = internMethod(line[:sp1])
+		e.req.FirstByte = s.headTS
+		s.ent = e
+		c.push(e)
+	}
+	return true
+}
+
+// headDone turns a complete head into a message and selects its framing.
+func (c *Conn) headDone(s *stream, ts int64) {
+	str := string(s.head)
+	firstLine, fieldsEnd := s.firstLine, s.lineStart
+	status := s.status
+	s.resetHead()
+
+	var m *exchange.Message
+	if s.kind == kindRequest {
+		m = &s.ent.req
+	} else {
+		if status < 200 && status != 101 {
+			return // interim response: not part of any exchange
+		}
+		s.ent = c.nextResponse()
+		if s.ent != nil {
+			m = &s.ent.resp
+			s.ent.ex.Response = m
+		} else {
+			m = &exchange.Message{}
+		}
+		m.FirstByte = s.headTS
+	}
+	fillStartLine(m, str[:firstLine], s.kind)
+	m.WireSize = int64(len(str))
+	m.LastByte = ts
+	s.msg = m
+	hs, err := parseFields(str[firstLine:fieldsEnd], maxFields)
+	if err != nil {
+		c.fail(s, err)
+		return
+	}
+	m.Headers = hs
+
+	if s.kind == kindRequest {
+		c.requestFraming(s, m)
+	} else {
+		c.responseFraming(s, m, status)
+	}
+}
+
+func (c *Conn) requestFraming(s *stream, m *exchange.Message) {
+	s.ent.upgrade = m.Method == "CONNECT" || hasField(m.Headers, "Upgrade")
+	if te, chunked := transferEncoding(m.Headers); te {
+		if !chunked {
+			c.fail(s, fmt.Errorf("request Transfer-Encoding without final chunked"))
+			return
+		}
+		c.startChunked(s)
+		return
+	}
+	n, ok, err := contentLength(m.Headers)
+	if err != nil {
+		c.fail(s, err)
+		return
+	}
+	if ok && n > 0 {
+		c.startLength(s, n)
+		return
+	}
+	c.finishMessage(s) // no body (RFC 9112 6.3 rule 7)
+}
+
+func (c *Conn) responseFraming(s *stream, m *exchange.Message, status int) {
+	e := s.ent
+	method := ""
+	if e != nil {
+		method = e.req.Method
+	}
+	switch {
+	case status == 101, method == "CONNECT" && status/100 == 2:
+		c.finishMessage(s)
+		c.upgraded()
+		return
+	case method == "HEAD", status == 204, status == 304:
+		c.finishMessage(s)
+	default:
+		if te, chunked := transferEncoding(m.Headers); te {
+			if chunked {
+				c.startChunked(s)
+			} else {
+				s.phase = phClose
+			}
+			break
+		}
+		n, ok, err := contentLength(m.Headers)
+		switch {
+		case err != nil:
+			c.fail(s, err)
+			return
+		case !ok:
+			s.phase = phClose
+		case n > 0:
+			c.startLength(s, n)
+		default:
+			c.finishMessage(s)
+		}
+	}
+	if e != nil {
+		c.releaseHold(e)
+	}
+}
+
+// fillStartLine sets the start-line fields from head, which begins with the
+// start line (terminated by LF).
+func fillStartLine(m *exchange.Message, head string, k kind) {
+	line, _ := nextLine(head)
+	if k == kindRequest {
+		sp1, sp2, ok := parseRequestLine(line)
+		if !ok {
+			return
+		}
+		if m.Method == "" || len(m.Method) != sp1 {
+			m.Method = line[:sp1]
+		}
+		m.Target = line[sp1+1 : sp2]
+		m.Proto = line[sp2+1:]
+		return
+	}
+	m.Proto = line[:8]
+	m.StatusCode = int(line[9]-'0')*100 + int(line[10]-'0')*10 + int(line[11]-'0')
+	if len(line) > 13 {
+		m.Reason = line[13:]
+	}
+}
+
+func (c *Conn) startLength(s *stream, n int64) {
+	s.phase = phLength
+	s.remaining = n
+	if c.opts.MaxBodyBytes > 0 {
+		k := int64(c.opts.MaxBodyBytes)
+		if n < k {
+			k = n
+		}
+		s.msg.Body = make([]byte, 0, k)
+	}
+}
+
+func (c *Conn) startChunked(s *stream) {
+	s.phase = phChunked
+	s.chunk.reset(c.opts.MaxHeaderBytes)
+}
+
+// capture counts body bytes and keeps the first MaxBodyBytes of them.
+func (c *Conn) capture(s *stream, p []byte, ts int64) {
+	m := s.msg
+	m.LastByte = ts
+	m.WireSize += int64(len(p))
+	m.BodySize += int64(len(p))
+	if s.holes {
+		return
+	}
+	room := c.opts.MaxBodyBytes - len(m.Body)
+	if room <= 0 || len(p) == 0 {
+		return
+	}
+	if len(p) > room {
+		p = p[:room]
+	}
+	m.Body = appendCapped(m.Body, p, c.opts.MaxBodyBytes)
+}
+
+// skipBody counts n lost body bytes.
+func (c *Conn) skipBody(s *stream, n int64, ts int64) {
+	m := s.msg
+	m.LastByte = ts
+	m.WireSize += n
+	m.BodySize += n
+	s.holes = true
+	s.incomplete = true
+}
+
+// finishMessage completes the current message (possibly cut short: see
+// s.incomplete), sets the exchange flags and emits what became complete.
+func (c *Conn) finishMessage(s *stream) {
+	m, e := s.msg, s.ent
+	var f exchange.Flags
+	if s.incomplete {
+		f |= exchange.Incomplete
+	}
+	if m.BodySize > int64(c.opts.MaxBodyBytes) {
+		m.BodyTruncated = true
+		if s.kind == kindRequest {
+			f |= exchange.RequestTruncated
+		} else {
+			f |= exchange.ResponseTruncated
+		}
+	}
+	if len(m.Body) > 0 {
+		if coding := contentCoding(m.Headers); coding != "" {
+			complete := !m.BodyTruncated && !s.holes && !s.incomplete
+			out, err := decodeContent(coding, m.Body, complete, c.opts.MaxDecodedBytes)
+			if err != nil {
+				f |= exchange.DecodeError
+			} else {
+				m.DecodedBody = out
+			}
+		}
+	}
+	if len(m.Body) == 0 {
+		m.Body = nil
+	}
+	s.msg, s.ent, s.holes, s.incomplete, s.remaining = nil, nil, false, false, 0
+	s.phase = phHead
+	if e == nil {
+		return
+	}
+	e.ex.Flags |= f
+	if s.kind == kindRequest {
+		e.reqDone = true
+		if e.upgrade && e.ex.Response == nil && !e.respDone {
+			s.phase, s.holdEnt, s.holdLost = phHold, e, false
+			s.hold = s.hold[:0]
+		}
+	} else {
+		e.respDone = true
+	}
+	c.tryEmit()
+}
+
+// abort finishes the message in progress on s early.
+func (c *Conn) abort(s *stream, why abortReason) {
+	switch {
+	case s.msg != nil:
+		if !(why == whyClose && s.phase == phClose) {
+			s.incomplete = true
+		}
+		c.finishMessage(s)
+	case len(s.head) > 0:
+		c.abortHead(s, why)
+	}
+	s.resetHead()
+	if s.phase == phHold && why != whyGap {
+		s.hold, s.holdEnt, s.holdLost = s.hold[:0], nil, false
+	}
+	if s.phase != phHold {
+		s.phase = phHead
+	}
+}
+
+// abortHead ends a message cut inside its head. A message whose start line
+// is complete is kept with the complete header lines seen so far.
+func (c *Conn) abortHead(s *stream, why abortReason) {
+	if s.firstLine == 0 {
+		if why == whyGap {
+			c.lostStart(s)
+		}
+		return
+	}
+	str := string(s.head[:s.lineStart])
+	var m *exchange.Message
+	switch {
+	case s.kind == kindRequest:
+		m = &s.ent.req
+	case s.status >= 200 || s.status == 101:
+		s.ent = c.nextResponse()
+		if s.ent == nil {
+			return
+		}
+		m = &s.ent.resp
+		s.ent.ex.Response = m
+		m.FirstByte = s.headTS
+	default:
+		return // interim response: nothing to keep
+	}
+	fillStartLine(m, str, s.kind)
+	m.Headers, _ = parseFields(str[s.firstLine:], maxFields) // best effort
+	m.WireSize = int64(len(s.head))
+	m.LastByte = s.lastTS
+	e := s.ent
+	s.msg = m
+	s.incomplete = true
+	c.finishMessage(s)
+	if s.kind == kindResponse {
+		c.releaseHold(e)
+	}
+}
+
+// gap handles n lost bytes on s (see the package doc).
+func (c *Conn) gap(s *stream, n int64, ts int64) {
+	s.lastTS = ts
+	switch s.phase {
+	case phHead:
+		if len(s.head) > 0 {
+			c.abort(s, whyGap)
+		} else {
+			c.lostStart(s)
+		}
+		s.resync = true
+	case phSkipLine:
+		s.phase = phHead // the byte after the gap may start a message
+	case phLength:
+		if n <= s.remaining {
+			c.skipBody(s, n, ts)
+			s.remaining -= n
+			if s.remaining == 0 {
+				c.finishMessage(s)
+			}
+			return
+		}
+		c.skipBody(s, s.remaining, ts)
+		c.finishMessage(s)
+		// The rest of the gap held the start of the next message.
+		if s.phase == phHead {
+			c.lostStart(s)
+			s.resync = true
+		} else {
+			s.holdLost = true
+		}
+	case phChunked:
+		if s.chunk.skip(n) {
+			c.skipBody(s, n, ts)
+			return
+		}
+		c.abort(s, whyGap)
+		if s.phase == phHead {
+			s.resync = true
+		}
+	case phClose:
+		c.skipBody(s, n, ts)
+	case phHold:
+		s.holdLost = true
+	}
+}
