@@ -1,0 +1,72 @@
+package tlstapreceiver
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/xconfmap"
+
+	"github.com/tlstap/tlstap/internal/engine"
+)
+
+func TestCreateDefaultConfig(t *testing.T) {
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	assert.Equal(t, engine.DefaultConfig(), cfg.EngineConfig())
+	assert.Equal(t, 64<<10, cfg.MaxBodyBytes)
+	assert.Equal(t, 16<<20, cfg.RingBufferSize)
+	assert.Equal(t, []string{"openssl"}, cfg.TLSProbes)
+	assert.NoError(t, xconfmap.Validate(cfg))
+}
+
+func TestUnmarshalConfig(t *testing.T) {
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	cm := confmap.NewFromStringMap(map[string]any{
+		"max_body_bytes":   1024,
+		"ring_buffer_size": 1 << 22,
+		"tls_probes":       []any{"none"},
+	})
+	require.NoError(t, cm.Unmarshal(cfg))
+	assert.Equal(t, engine.Config{MaxBodyBytes: 1024, RingBufferSize: 1 << 22, TLSProbes: []string{"none"}}, cfg.EngineConfig())
+	assert.NoError(t, xconfmap.Validate(cfg))
+
+	// Unknown keys are rejected by the Collector's strict unmarshalling.
+	err := confmap.NewFromStringMap(map[string]any{"max_body_byte": 1}).Unmarshal(NewFactory().CreateDefaultConfig())
+	assert.ErrorContains(t, err, "max_body_byte")
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		mod   func(*Config)
+		field string
+	}{
+		{"negative body limit", func(c *Config) { c.MaxBodyBytes = -1 }, "max_body_bytes"},
+		{"huge body limit", func(c *Config) { c.MaxBodyBytes = 1 << 40 }, "max_body_bytes"},
+		{"ring buffer not power of two", func(c *Config) { c.RingBufferSize = 5000 }, "ring_buffer_size"},
+		{"ring buffer too small", func(c *Config) { c.RingBufferSize = 1024 }, "ring_buffer_size"},
+		{"ring buffer too large", func(c *Config) { c.RingBufferSize = 1 << 31 }, "ring_buffer_size"},
+		{"unknown probe", func(c *Config) { c.TLSProbes = []string{"gnutls"} }, "tls_probes"},
+		{"none combined", func(c *Config) { c.TLSProbes = []string{"openssl", "none"} }, "tls_probes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := NewFactory().CreateDefaultConfig().(*Config)
+			tc.mod(cfg)
+			err := cfg.Validate()
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.field+":")
+
+			// The Collector's validator reports the error exactly once.
+			err = xconfmap.Validate(cfg)
+			require.Error(t, err)
+			assert.Equal(t, cfg.Validate().Error(), err.Error())
+		})
+	}
+
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	cfg.MaxBodyBytes, cfg.RingBufferSize = -5, 3
+	err := cfg.Validate()
+	assert.ErrorContains(t, err, "max_body_bytes")
+	assert.ErrorContains(t, err, "ring_buffer_size")
+}
