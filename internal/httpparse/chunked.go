@@ -14,15 +14,15 @@ import (
 type chunkState uint8
 
 const (
-	csSize     chunkState = iota // chunk-size hex digits
-	csSizeWS                     // whitespace after the size (tolerated, as most servers do)
-	csExt                        // chunk extensions, up to the LF
-	csSizeLF                     // CR seen after the size: LF must follow
-	csData                       // chunk data; size holds the bytes left
-	csDataEnd                    // CRLF (or LF) after chunk data
-	csDataLF                     // CR seen after chunk data: LF must follow
-	csTrailer                    // trailer section, up to an empty line
-	csDone                       // last chunk and trailer section consumed
+	csSize    chunkState = iota // chunk-size hex digits
+	csSizeWS                    // whitespace after the size (tolerated, as most servers do)
+	csExt                       // chunk extensions, up to the LF
+	csSizeLF                    // CR seen after the size: LF must follow
+	csData                      // chunk data; size holds the bytes left
+	csDataEnd                   // CRLF (or LF) after chunk data
+	csDataLF                    // CR seen after chunk data: LF must follow
+	csTrailer                   // trailer section, up to an empty line
+	csDone                      // last chunk and trailer section consumed
 )
 
 var (

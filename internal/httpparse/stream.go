@@ -167,7 +167,10 @@ func (c *Conn) feedHead(s *stream, p []byte, ts int64) int {
 				c.badStart(s, eol >= 0, text)
 				return i + len(seg)
 			}
-		} else if len(s.head)+len(seg) > c.opts.MaxHeaderBytes {
+		} else if room := c.opts.MaxHeaderBytes - len(s.head); len(seg) > room {
+			// Keep what fits so the partial message's WireSize does not
+			// depend on how the input was split.
+			s.head = appendCapped(s.head, seg[:room], c.opts.MaxHeaderBytes)
 			c.fail(s, fmt.Errorf("message head exceeds %d bytes", c.opts.MaxHeaderBytes))
 			return len(p)
 		}
@@ -487,6 +490,9 @@ func (c *Conn) abort(s *stream, why abortReason) {
 	case s.msg != nil:
 		if !(why == whyClose && s.phase == phClose) {
 			s.incomplete = true
+		}
+		if why == whyGap {
+			s.msg.LastByte = s.lastTS // the message reached into the gap
 		}
 		c.finishMessage(s)
 	case len(s.head) > 0:
