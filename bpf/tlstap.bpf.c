@@ -239,12 +239,13 @@ static __always_inline int sock_addr(__s32 fd, struct conn_addr *addr)
 		return 0;
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	addr->family = family;
+	/* Explicit sizes: BPF_CORE_READ_INTO would copy sizeof(*dst), one byte of the array. */
 	if (family == AF_INET) {
-		BPF_CORE_READ_INTO(addr->laddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(addr->raddr, sk, __sk_common.skc_daddr);
+		bpf_core_read(addr->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(addr->raddr, 4, &sk->__sk_common.skc_daddr);
 	} else if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(addr->laddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(addr->raddr, sk, __sk_common.skc_v6_daddr);
+		bpf_core_read(addr->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(addr->raddr, 16, &sk->__sk_common.skc_v6_daddr);
 	} else if (family != AF_UNIX) {
 		return 0;
 	}

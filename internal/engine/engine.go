@@ -6,15 +6,32 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/cilium/ebpf/ringbuf"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
+	tlsbpf "github.com/tlstap/tlstap/bpf"
 	"github.com/tlstap/tlstap/internal/exchange"
+	"github.com/tlstap/tlstap/internal/httpparse"
+	"github.com/tlstap/tlstap/internal/procscan"
 )
 
 // Sink receives finished exchanges. It is called from the engine's
 // pipeline goroutine and must not block for long.
 type Sink func(*exchange.Exchange)
+
+const (
+	maxStreams   = 16384
+	idleTimeout  = 5 * time.Minute
+	sweepEvery   = 10 * time.Second
+	discoveryCap = 4096
+)
 
 // Engine is one running capture pipeline. Create it with New, then Start
 // once and Shutdown once.
@@ -22,6 +39,22 @@ type Engine struct {
 	cfg    Config
 	logger *zap.Logger
 	sink   Sink
+	stats  counters
+
+	kern    *kernel
+	reader  *ringbuf.Reader
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	monoOff int64 // wall clock ns minus kernel monotonic ns
+	started atomic.Bool
+}
+
+// counters are the engine's own; kernel-side loss is read from the stats map.
+type counters struct {
+	exchanges, incomplete, truncated, parseErrors atomic.Uint64
+	eventsRead, streamGaps, badRecords            atomic.Uint64
+	attachErrors, connsEvicted, discoveryDropped  atomic.Uint64
+	conns                                         atomic.Int64
 }
 
 // New validates cfg and prepares an engine; nothing is loaded until Start.
@@ -32,17 +65,201 @@ func New(cfg Config, logger *zap.Logger, sink Sink) (*Engine, error) {
 	if sink == nil {
 		return nil, errors.New("engine: nil sink")
 	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
 	return &Engine{cfg: cfg, logger: logger, sink: sink}, nil
 }
 
 // Start loads and attaches the probes and starts the pipeline. It returns a
-// precise error when the host cannot run the agent (not root, no BTF, no eBPF).
+// precise error when the host cannot run the agent (not root, no BTF, no
+// eBPF). Processes already running are hooked before Start returns.
 func (e *Engine) Start(ctx context.Context) error {
-	return errors.New("engine: not implemented yet")
+	if !e.started.CompareAndSwap(false, true) {
+		return errors.New("engine: already started")
+	}
+	t0 := time.Now()
+	kern, err := loadKernel(e.cfg, e.logger)
+	if err != nil {
+		return err
+	}
+	rd, err := ringbuf.NewReader(kern.maps.Maps["events"])
+	if err != nil {
+		kern.close()
+		return fmt.Errorf("open ring buffer: %w", err)
+	}
+	e.kern, e.reader = kern, rd
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	e.monoOff = time.Now().UnixNano() - ts.Nano()
+
+	scan := procscan.New("/proc")
+	procs := newProcCache(scan)
+	disc := &discoverer{logger: e.logger, cfg: e.cfg, scan: scan, kern: kern, procs: procs, stats: &e.stats, work: make(chan notification, discoveryCap)}
+	disc.initial()
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	e.wg.Add(2)
+	go func() { defer e.wg.Done(); disc.run(runCtx) }()
+	go func() { defer e.wg.Done(); e.pipeline(runCtx, disc, procs) }()
+	e.logger.Info("tlstap capture started",
+		zap.Int("probes", kern.probeCount()),
+		zap.Duration("startup", time.Since(t0)),
+		zap.Strings("tls_probes", e.cfg.TLSProbes))
+	return nil
 }
 
-// Shutdown detaches every probe and stops every goroutine.
-func (e *Engine) Shutdown(ctx context.Context) error { return nil }
+// pipeline reads the ring buffer until it is closed by Shutdown.
+func (e *Engine) pipeline(ctx context.Context, disc *discoverer, procs *procCache) {
+	opts := httpparse.Options{MaxBodyBytes: e.cfg.MaxBodyBytes}
+	tr := newTracker(opts, maxStreams, &e.stats, func(s *stream, ex *exchange.Exchange) {
+		e.emit(s, ex, procs)
+	})
+	var rec ringbuf.Record
+	var r record
+	lastSweep := time.Now()
+	for {
+		e.reader.SetDeadline(time.Now().Add(time.Second))
+		err := e.reader.ReadInto(&rec)
+		if err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) {
+				tr.closeAll(e.monoNow())
+				return
+			}
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				e.logger.Warn("ring buffer read failed", zap.Error(err))
+			}
+		} else {
+			e.stats.eventsRead.Add(1)
+			if derr := decodeRecord(rec.RawSample, &r); derr != nil {
+				e.stats.badRecords.Add(1)
+			} else {
+				e.handle(tr, disc, procs, &r)
+			}
+		}
+		e.stats.conns.Store(int64(len(tr.streams)))
+		if now := time.Now(); now.Sub(lastSweep) > sweepEvery {
+			lastSweep = now
+			tr.sweep(e.monoNow() - int64(idleTimeout))
+			procs.expire(now)
+		}
+	}
+}
+
+func (e *Engine) handle(tr *tracker, disc *discoverer, procs *procCache, r *record) {
+	switch r.typ {
+	case tlsbpf.EvData:
+		if os.Getenv("TLSTAP_DEBUG") != "" {
+			fmt.Fprintf(os.Stderr, "DBG data tgid=%d fd=%d src=%d dir=%d conn=%d pos=%d len=%d cap=%d %q\n", r.tgid, r.fd, r.source, r.dir, r.connID, r.pos, r.len, r.capLen, r.payload[:min(len(r.payload), 40)])
+		}
+		tr.data(r)
+	case tlsbpf.EvClose:
+		tr.closeConn(r)
+	case tlsbpf.EvExec:
+		disc.notify(notification{pid: r.tgid, exec: true})
+	case tlsbpf.EvMmap:
+		disc.notify(notification{pid: r.tgid})
+	case tlsbpf.EvExit:
+		tr.processExit(r.tgid, r.ts)
+		procs.exited(r.tgid, time.Now())
+	default:
+		e.stats.badRecords.Add(1)
+	}
+}
+
+// emit completes an exchange with what the engine knows and hands it on.
+func (e *Engine) emit(s *stream, ex *exchange.Exchange, procs *procCache) {
+	ex.Process = procs.get(s.tgid)
+	ex.Conn = exchange.Conn{
+		ID:     s.id,
+		Local:  s.local,
+		Remote: s.remote,
+		TLS:    s.source == tlsbpf.SrcOpenSSL,
+		Source: sourceName(s.source),
+	}
+	var first, last int64
+	if ex.Request != nil {
+		first, last = ex.Request.FirstByte, ex.Request.LastByte
+	}
+	if ex.Response != nil && ex.Response.LastByte > last {
+		last = ex.Response.LastByte
+	}
+	ex.Start = time.Unix(0, first+e.monoOff)
+	ex.End = time.Unix(0, last+e.monoOff)
+	e.stats.exchanges.Add(1)
+	if ex.Flags.Has(exchange.Incomplete) {
+		e.stats.incomplete.Add(1)
+	}
+	if ex.Flags.Has(exchange.RequestTruncated) {
+		e.stats.truncated.Add(1)
+	}
+	if ex.Flags.Has(exchange.ResponseTruncated) {
+		e.stats.truncated.Add(1)
+	}
+	if ex.Flags.Has(exchange.ParseError) {
+		e.stats.parseErrors.Add(1)
+	}
+	e.sink(ex)
+}
+
+func sourceName(src uint8) string {
+	switch src {
+	case tlsbpf.SrcOpenSSL:
+		return ProbeOpenSSL
+	case tlsbpf.SrcSocket:
+		return "socket"
+	}
+	return "unknown"
+}
+
+func (e *Engine) monoNow() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+// Shutdown detaches every probe and stops every goroutine. Exchanges still
+// in flight are flushed to the sink first.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	if e.kern == nil {
+		return nil
+	}
+	// Detach first so no new events arrive, then close the reader: the
+	// pipeline drains, closes every stream and returns.
+	t0 := time.Now()
+	kerr := e.kern.close()
+	t1 := time.Now()
+	rerr := e.reader.Close()
+	e.cancel()
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("engine shutdown: %w", ctx.Err())
+	}
+	e.logger.Info("tlstap capture stopped", zap.Duration("detach", t1.Sub(t0)), zap.Duration("total", time.Since(t0)))
+	e.kern = nil
+	return errors.Join(kerr, rerr)
+}
 
 // Stats returns a snapshot of the counters.
-func (e *Engine) Stats() Stats { return Stats{} }
+func (e *Engine) Stats() Stats {
+	s := Stats{
+		ExchangesEmitted:    e.stats.exchanges.Load(),
+		ExchangesIncomplete: e.stats.incomplete.Load(),
+		BodiesTruncated:     e.stats.truncated.Load(),
+		ParseErrors:         e.stats.parseErrors.Load(),
+		EventsRead:          e.stats.eventsRead.Load(),
+		StreamGaps:          e.stats.streamGaps.Load(),
+		AttachErrors:        e.stats.attachErrors.Load(),
+		ConnsTracked:        uint64(e.stats.conns.Load()),
+		ConnsEvicted:        e.stats.connsEvicted.Load(),
+	}
+	if k := e.kern; k != nil {
+		s.EventsLost, s.BytesLost, _ = k.lossStats()
+		s.ProbesAttached = uint64(k.probeCount())
+	}
+	return s
+}

@@ -1,0 +1,56 @@
+# tlstap — eBPF HTTP/TLS capture for OpenTelemetry pipelines.
+#
+#   make run    build the custom collector and print every HTTP exchange on this host
+#   make test   everything CI runs (as root: real eBPF)
+
+SHELL := /bin/bash
+GO    ?= go
+export GOFLAGS ?= -mod=mod
+
+# Debian packages the build and the tests need. Installed only when missing.
+DEPS_BIN := clang:clang llvm-strip:llvm curl:curl openssl:openssl node:nodejs python3:python3
+DEPS_PKG := libbpf-dev
+
+.PHONY: deps generate test vet fuzz-smoke tracefs clean
+
+deps:
+	@missing=""; \
+	for pair in $(DEPS_BIN); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	for pkg in $(DEPS_PKG); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# Syscall tracepoints are attached by the ids tracefs publishes; a fresh
+# machine may not have it mounted. (The agent also mounts it itself.)
+tracefs:
+	@[ -d /sys/kernel/tracing/events ] || mount -t tracefs tracefs /sys/kernel/tracing
+
+# Rebuild the eBPF objects and Go bindings (committed; needs clang).
+generate: deps
+	$(GO) generate ./bpf/...
+
+vet:
+	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt needed: $$fmt"; exit 1; fi
+	$(GO) vet ./...
+
+# Every fuzz target for a bounded time, on top of its committed corpus.
+FUZZTIME ?= 15s
+fuzz-smoke:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+test: deps tracefs vet
+	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) fuzz-smoke
+
+clean:
+	rm -rf build
+
+-include mk/*.mk

@@ -1,0 +1,103 @@
+package attachpoint
+
+import (
+	"debug/elf"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/arch/x86/x86asm"
+)
+
+// The internal read/write functions found must be the real ones: in a binary
+// with a symbol table (node) they carry their own names; in Debian's stripped
+// libssl they must start with an instruction that saves a register.
+func TestFindOpenSSLNode(t *testing.T) {
+	node, err := filepath.EvalSymlinks("/usr/bin/node")
+	if err != nil {
+		t.Skip("node not installed")
+	}
+	got, err := FindOpenSSL(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.Open(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Skip("node has no symbol table")
+	}
+	want := map[string]uint64{}
+	for _, s := range syms {
+		if s.Name == "ssl_read_internal" || s.Name == "ssl_write_internal" {
+			off, _ := fileOffset(f, s.Value)
+			want[s.Name] = off
+		}
+	}
+	// Node's build inlines the internal functions into SSL_read/SSL_read_ex:
+	// then nothing may be reported, and never a different function.
+	if got.ReadInternal != 0 && got.ReadInternal != want["ssl_read_internal"] {
+		t.Errorf("ReadInternal = %#x, symbol table says %#x", got.ReadInternal, want["ssl_read_internal"])
+	}
+	if got.WriteInternal != 0 && got.WriteInternal != want["ssl_write_internal"] {
+		t.Errorf("WriteInternal = %#x, symbol table says %#x", got.WriteInternal, want["ssl_write_internal"])
+	}
+	if got.Symbols["SSL_read"] == 0 || got.Symbols["SSL_write_ex"] == 0 {
+		t.Errorf("public symbols missing: %v", got.Symbols)
+	}
+}
+
+func TestFindOpenSSLSystemLib(t *testing.T) {
+	lib := "/usr/lib/x86_64-linux-gnu/libssl.so.3"
+	if _, err := os.Stat(lib); err != nil {
+		t.Skip("no libssl3")
+	}
+	got, err := FindOpenSSL(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range publicSymbols {
+		if got.Symbols[name] == 0 {
+			t.Errorf("symbol %s not found", name)
+		}
+	}
+	f, _ := elf.Open(lib)
+	defer f.Close()
+	for name, off := range map[string]uint64{"read": got.ReadInternal, "write": got.WriteInternal} {
+		if off == 0 {
+			t.Fatalf("%s internal not found", name)
+		}
+		code := make([]byte, 16)
+		if _, err := readAtOffset(f, off, code); err != nil {
+			t.Fatal(err)
+		}
+		inst, err := x86asm.Decode(code, 64)
+		if err != nil || inst.Op != x86asm.PUSH {
+			t.Errorf("%s internal at %#x starts with %v, want a push", name, off, inst)
+		}
+		if off == got.Symbols["SSL_read"] || off == got.Symbols["SSL_write"] {
+			t.Errorf("%s internal is the public function itself", name)
+		}
+	}
+}
+
+func TestFindOpenSSLNotOpenSSL(t *testing.T) {
+	if _, err := FindOpenSSL("/bin/sleep"); err == nil {
+		t.Error("sleep has no OpenSSL symbols, want an error")
+	}
+	if _, err := FindOpenSSL("/nonexistent"); err == nil {
+		t.Error("want an error for a missing file")
+	}
+}
+
+func readAtOffset(f *elf.File, off uint64, b []byte) (int, error) {
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && off >= p.Off && off < p.Off+p.Filesz {
+			return p.ReadAt(b, int64(off-p.Off))
+		}
+	}
+	return 0, os.ErrNotExist
+}

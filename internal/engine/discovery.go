@@ -1,0 +1,198 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tlstap/tlstap/internal/exchange"
+	"github.com/tlstap/tlstap/internal/procscan"
+)
+
+// processTTL is how long a process's identity outlives its exit: exchanges
+// still in the pipeline when it exits are attributed from this cache.
+const processTTL = 30 * time.Second
+
+// procCache keeps the identity of every process seen, read from /proc while
+// the process is alive.
+type procCache struct {
+	scan *procscan.Scanner
+
+	mu    sync.Mutex
+	procs map[uint32]*procEntry
+}
+
+type procEntry struct {
+	info   exchange.Process
+	exited time.Time
+}
+
+func newProcCache(scan *procscan.Scanner) *procCache {
+	return &procCache{scan: scan, procs: map[uint32]*procEntry{}}
+}
+
+// refresh (re)reads a process, after exec or when first seen.
+func (c *procCache) refresh(pid uint32) (exchange.Process, bool) {
+	info, err := c.scan.Process(int(pid))
+	if err != nil {
+		return exchange.Process{PID: int(pid)}, false
+	}
+	c.mu.Lock()
+	c.procs[pid] = &procEntry{info: info}
+	c.mu.Unlock()
+	return info, true
+}
+
+// get returns the cached identity, reading /proc on a miss.
+func (c *procCache) get(pid uint32) exchange.Process {
+	c.mu.Lock()
+	e := c.procs[pid]
+	c.mu.Unlock()
+	if e != nil {
+		return e.info
+	}
+	info, _ := c.refresh(pid)
+	return info
+}
+
+func (c *procCache) exited(pid uint32, now time.Time) {
+	c.mu.Lock()
+	if e := c.procs[pid]; e != nil {
+		e.exited = now
+	}
+	c.mu.Unlock()
+}
+
+// expire forgets processes that exited more than processTTL ago.
+func (c *procCache) expire(now time.Time) {
+	c.mu.Lock()
+	for pid, e := range c.procs {
+		if !e.exited.IsZero() && now.Sub(e.exited) > processTTL {
+			delete(c.procs, pid)
+		}
+	}
+	c.mu.Unlock()
+}
+
+// discoverer finds TLS libraries in processes and attaches probes to them.
+// It runs on its own goroutine: attaching is slow and must not stall the
+// ring buffer reader.
+type discoverer struct {
+	logger *zap.Logger
+	cfg    Config
+	scan   *procscan.Scanner
+	kern   *kernel
+	procs  *procCache
+	stats  *counters
+	work   chan notification
+}
+
+// notification asks the discoverer to look at a process again.
+type notification struct {
+	pid  uint32
+	exec bool // a new image: its identity changed too
+}
+
+// initial hooks the host's libssl and every running process.
+func (d *discoverer) initial() {
+	if d.cfg.probeEnabled(ProbeOpenSSL) {
+		for _, p := range systemLibSSL() {
+			id, err := statID(p)
+			if err != nil {
+				continue
+			}
+			if _, err := d.kern.attachOpenSSL(p, id); err != nil {
+				d.stats.attachErrors.Add(1)
+				d.logger.Warn("cannot hook system libssl", zap.String("path", p), zap.Error(err))
+			}
+		}
+	}
+	pids, err := d.scan.PIDs()
+	if err != nil {
+		d.logger.Warn("cannot list processes", zap.Error(err))
+		return
+	}
+	self := os.Getpid()
+	for _, pid := range pids {
+		if pid == self {
+			continue
+		}
+		d.procs.refresh(uint32(pid))
+		d.attachProcess(uint32(pid))
+	}
+}
+
+func (d *discoverer) attachProcess(pid uint32) {
+	if !d.cfg.probeEnabled(ProbeOpenSSL) {
+		return
+	}
+	targets, err := d.scan.TLSTargets(int(pid))
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			d.logger.Debug("cannot inspect process", zap.Uint32("pid", pid), zap.Error(err))
+		}
+		return
+	}
+	for _, t := range targets {
+		if t.Library != procscan.OpenSSL {
+			continue
+		}
+		id := fileID{dev: t.Key.Dev, ino: t.Key.Inode}
+		if d.kern.attached(id) {
+			continue
+		}
+		n, err := d.kern.attachOpenSSL(t.Path, id)
+		if err != nil {
+			d.stats.attachErrors.Add(1)
+			d.logger.Warn("cannot hook TLS library", zap.Uint32("pid", pid), zap.String("path", t.Path), zap.Error(err))
+			continue
+		}
+		if n > 0 {
+			d.logger.Info("hooked OpenSSL", zap.Uint32("pid", pid), zap.String("path", t.Path), zap.Int("probes", n))
+		}
+	}
+}
+
+// run serves exec and executable-mmap notifications until ctx ends. A burst
+// of notifications for one process collapses into one inspection.
+func (d *discoverer) run(ctx context.Context) {
+	pending := map[uint32]struct{}{}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case n := <-d.work:
+			if n.exec {
+				// Read the identity now, while the process surely lives:
+				// a short-lived client may be gone by the time its
+				// exchange is emitted.
+				d.procs.refresh(n.pid)
+			}
+			if len(pending) == 0 {
+				timer.Reset(2 * time.Millisecond)
+			}
+			pending[n.pid] = struct{}{}
+		case <-timer.C:
+			for pid := range pending {
+				delete(pending, pid)
+				d.attachProcess(pid)
+			}
+		}
+	}
+}
+
+// notify queues a process for inspection without ever blocking the reader.
+func (d *discoverer) notify(n notification) {
+	select {
+	case d.work <- n:
+	default:
+		d.stats.discoveryDropped.Add(1)
+	}
+}

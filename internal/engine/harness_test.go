@@ -1,0 +1,257 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/tlstap/tlstap/internal/exchange"
+)
+
+// capture runs a real engine for one test and collects what it emits.
+type capture struct {
+	eng *Engine
+	mu  sync.Mutex
+	all []*exchange.Exchange
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("capture tests must run as root in CI")
+		}
+		t.Skip("capture tests need root")
+	}
+}
+
+func startCapture(t *testing.T, cfg Config) *capture {
+	t.Helper()
+	requireRoot(t)
+	c := &capture{}
+	eng, err := New(cfg, zaptest.NewLogger(t), func(ex *exchange.Exchange) {
+		c.mu.Lock()
+		c.all = append(c.all, ex)
+		c.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.eng = eng
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := eng.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return c
+}
+
+// wait returns the exchanges of pid once n of them have arrived.
+func (c *capture) wait(t *testing.T, pid int, n int) []*exchange.Exchange {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := c.of(pid)
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			c.mu.Lock()
+			for _, ex := range c.all {
+				t.Logf("seen: pid=%d exe=%s role=%s %s %s flags=%v", ex.Process.PID, ex.Process.ExeName, ex.Role, method(ex), target(ex), ex.Flags.Names())
+			}
+			c.mu.Unlock()
+			t.Fatalf("pid %d: got %d exchanges, want %d", pid, len(got), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c *capture) of(pid int) []*exchange.Exchange {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*exchange.Exchange
+	for _, ex := range c.all {
+		if ex.Process.PID == pid {
+			out = append(out, ex)
+		}
+	}
+	return out
+}
+
+func method(ex *exchange.Exchange) string {
+	if ex.Request == nil {
+		return ""
+	}
+	return ex.Request.Method
+}
+
+func target(ex *exchange.Exchange) string {
+	if ex.Request == nil {
+		return ""
+	}
+	return ex.Request.Target
+}
+
+// tlsFiles writes a self-signed certificate for 127.0.0.1/localhost.
+type tlsFiles struct{ cert, key string }
+
+func makeCert(t *testing.T) (tlsFiles, tls.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	f := tlsFiles{cert: filepath.Join(dir, "cert.pem"), key: filepath.Join(dir, "key.pem")}
+	cpem := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	kpem := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	if err := os.WriteFile(f.cert, cpem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.key, kpem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(cpem, kpem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, pair
+}
+
+// goServer is an HTTPS (or plain) server inside the test process. The agent
+// never captures its own process, so only the client's side is seen.
+type goServer struct {
+	port int
+	srv  *http.Server
+}
+
+func startGoServer(t *testing.T, useTLS bool, h http.Handler) *goServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &goServer{port: ln.Addr().(*net.TCPAddr).Port, srv: &http.Server{Handler: h}}
+	if useTLS {
+		_, pair := makeCert(t)
+		s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"http/1.1"}}
+		ln = tls.NewListener(ln, s.srv.TLSConfig)
+	}
+	go s.srv.Serve(ln)
+	t.Cleanup(func() { s.srv.Close() })
+	return s
+}
+
+// run executes a command to completion and returns its pid and stdout.
+func run(t *testing.T, name string, args ...string) (int, []byte) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, errb.String())
+	}
+	return cmd.Process.Pid, out.Bytes()
+}
+
+// background starts a long-running command, stopped by PID at cleanup.
+func background(t *testing.T, dir string, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() && errb.Len() > 0 {
+			t.Logf("%s stderr:\n%s", name, errb.String())
+		}
+	})
+	return cmd
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// waitPort waits until something accepts connections on 127.0.0.1:port.
+func waitPort(t *testing.T, port int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on port %d", port)
+}
+
+func header(m *exchange.Message, name string) string {
+	v, _ := m.Get(name)
+	return v
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

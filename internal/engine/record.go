@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"unsafe"
+
+	tlsbpf "github.com/tlstap/tlstap/bpf"
+)
+
+// Sizes of the kernel record headers; a unit test pins them to the generated
+// Go types so a change in tlstap.h cannot go unnoticed.
+const (
+	dataHdrSize = int(unsafe.Sizeof(tlsbpf.DataEvent{}))
+	ctlSize     = int(unsafe.Sizeof(tlsbpf.CtlEvent{}))
+)
+
+var errShortRecord = errors.New("short ring buffer record")
+
+// record is one decoded ring buffer record. Payload aliases the ring buffer
+// sample: it is valid only until the next read.
+type record struct {
+	typ     uint8
+	source  uint8
+	dir     uint8
+	tgid    uint32
+	tid     uint32
+	fd      int32
+	ts      int64
+	connID  uint64
+	pos     uint64
+	len     uint32
+	capLen  uint32
+	ssl     uint64
+	local   netip.AddrPort
+	remote  netip.AddrPort
+	payload []byte
+}
+
+// decodeRecord parses a raw sample without allocating.
+func decodeRecord(b []byte, r *record) error {
+	if len(b) < ctlSize {
+		return errShortRecord
+	}
+	le := binary.LittleEndian
+	r.typ = b[0]
+	r.source = b[1]
+	r.dir = b[2]
+	r.tgid = le.Uint32(b[4:])
+	r.tid = le.Uint32(b[8:])
+	r.fd = int32(le.Uint32(b[12:]))
+	r.ts = int64(le.Uint64(b[16:]))
+	r.connID = le.Uint64(b[24:])
+	r.payload = nil
+	r.local, r.remote = netip.AddrPort{}, netip.AddrPort{}
+	if r.typ != tlsbpf.EvData {
+		return nil
+	}
+	if len(b) < dataHdrSize {
+		return errShortRecord
+	}
+	r.pos = le.Uint64(b[32:])
+	r.len = le.Uint32(b[40:])
+	r.capLen = le.Uint32(b[44:])
+	r.ssl = le.Uint64(b[48:])
+	// struct conn_addr at 56: family, lport, rport, pad, laddr[16], raddr[16]
+	family := le.Uint16(b[56:])
+	lport, rport := le.Uint16(b[58:]), le.Uint16(b[60:])
+	switch family {
+	case 2: // AF_INET
+		r.local = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[64:68])), lport)
+		r.remote = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[80:84])), rport)
+	case 10: // AF_INET6
+		r.local = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[64:80])).Unmap(), lport)
+		r.remote = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[80:96])).Unmap(), rport)
+	}
+	if int(r.capLen) > len(b)-dataHdrSize || r.capLen > r.len {
+		return errShortRecord
+	}
+	r.payload = b[dataHdrSize : dataHdrSize+int(r.capLen)]
+	return nil
+}

@@ -1,0 +1,207 @@
+package engine
+
+import (
+	"net/netip"
+
+	tlsbpf "github.com/tlstap/tlstap/bpf"
+	"github.com/tlstap/tlstap/internal/exchange"
+	"github.com/tlstap/tlstap/internal/httpparse"
+)
+
+// stream is one reassembled connection: both directions of a socket fd's
+// lifetime, or of one SSL object.
+type stream struct {
+	id       uint64
+	tgid     uint32
+	fd       int32
+	source   uint8
+	local    netip.AddrPort
+	remote   netip.AddrPort
+	next     [2]uint64 // expected position per direction
+	started  [2]bool
+	lastSeen int64 // kernel ns
+	incompl  bool  // bytes were lost: every exchange in flight is flagged
+	parser   *httpparse.Conn
+}
+
+type fdKey struct {
+	tgid uint32
+	fd   int32
+}
+
+// tracker owns every stream. It is used only from the pipeline goroutine.
+type tracker struct {
+	opts    httpparse.Options
+	maxConn int
+	emit    func(*stream, *exchange.Exchange)
+	stats   *counters
+
+	streams map[uint64]*stream
+	// sslByFD finds the SSL streams riding on a socket, so the socket's close
+	// ends them even when the application never called SSL_shutdown/SSL_free.
+	sslByFD map[fdKey]map[uint64]struct{}
+	byTGID  map[uint32]map[uint64]struct{}
+}
+
+func newTracker(opts httpparse.Options, maxConn int, stats *counters, emit func(*stream, *exchange.Exchange)) *tracker {
+	return &tracker{
+		opts:    opts,
+		maxConn: maxConn,
+		emit:    emit,
+		stats:   stats,
+		streams: map[uint64]*stream{},
+		sslByFD: map[fdKey]map[uint64]struct{}{},
+		byTGID:  map[uint32]map[uint64]struct{}{},
+	}
+}
+
+func (t *tracker) get(r *record) *stream {
+	s := t.streams[r.connID]
+	if s != nil {
+		return s
+	}
+	if len(t.streams) >= t.maxConn {
+		t.evictOldest()
+	}
+	s = &stream{id: r.connID, tgid: r.tgid, fd: r.fd, source: r.source}
+	s.parser = httpparse.NewConn(t.opts, func(ex *exchange.Exchange) { t.emit(s, ex) })
+	t.streams[r.connID] = s
+	addIndex(t.byTGID, r.tgid, s.id)
+	return s
+}
+
+// data feeds one EV_DATA record, detecting holes and overlaps by position.
+func (t *tracker) data(r *record) {
+	s := t.get(r)
+	s.lastSeen = r.ts
+	if r.remote.IsValid() {
+		s.local, s.remote = r.local, r.remote
+	}
+	if r.source == tlsbpf.SrcOpenSSL && r.fd >= 0 && s.fd != r.fd {
+		s.fd = r.fd
+		addIndex(t.sslByFD, fdKey{r.tgid, r.fd}, s.id)
+	}
+	dir := int(r.dir & 1)
+	pdir := httpparse.Egress
+	if dir == tlsbpf.DirIngress {
+		pdir = httpparse.Ingress
+	}
+	payload := r.payload
+	pos := r.pos
+	length := uint64(r.len)
+	if !s.started[dir] {
+		// A stream found mid-way (the agent started later, or the kernel
+		// skipped non-HTTP records) starts where it is first seen.
+		s.started[dir] = true
+		s.next[dir] = pos
+	}
+	switch {
+	case pos > s.next[dir]:
+		t.stats.streamGaps.Add(1)
+		s.parser.Gap(pdir, int64(pos-s.next[dir]), r.ts)
+	case pos < s.next[dir]:
+		// Overlap (concurrent writers on one socket): drop what was seen.
+		over := s.next[dir] - pos
+		if over >= length {
+			return
+		}
+		if over < uint64(len(payload)) {
+			payload = payload[over:]
+		} else {
+			payload = nil
+		}
+		length -= over
+	}
+	s.next[dir] = pos + uint64(r.len)
+	if len(payload) > 0 {
+		s.parser.Feed(pdir, payload, r.ts)
+	}
+	if missing := length - uint64(len(payload)); missing > 0 {
+		// Beyond the per-call capture cap: the size is known, the bytes not.
+		s.parser.Gap(pdir, int64(missing), r.ts)
+	}
+}
+
+// closeConn ends a stream and, for a socket, the SSL streams riding on it.
+func (t *tracker) closeConn(r *record) {
+	if s := t.streams[r.connID]; s != nil {
+		t.finish(s, r.ts)
+	}
+	if r.source != tlsbpf.SrcSocket {
+		return
+	}
+	k := fdKey{r.tgid, r.fd}
+	for id := range t.sslByFD[k] {
+		if s := t.streams[id]; s != nil && s.fd == r.fd {
+			t.finish(s, r.ts)
+		}
+	}
+	delete(t.sslByFD, k)
+}
+
+// processExit ends every stream of a thread group.
+func (t *tracker) processExit(tgid uint32, ts int64) {
+	for id := range t.byTGID[tgid] {
+		if s := t.streams[id]; s != nil {
+			t.finish(s, ts)
+		}
+	}
+	delete(t.byTGID, tgid)
+}
+
+// sweep ends streams idle since before cutoff (kernel ns).
+func (t *tracker) sweep(cutoff int64) {
+	for _, s := range t.streams {
+		if s.lastSeen < cutoff {
+			t.stats.connsEvicted.Add(1)
+			t.finish(s, s.lastSeen)
+		}
+	}
+}
+
+func (t *tracker) evictOldest() {
+	var oldest *stream
+	for _, s := range t.streams {
+		if oldest == nil || s.lastSeen < oldest.lastSeen {
+			oldest = s
+		}
+	}
+	if oldest != nil {
+		t.stats.connsEvicted.Add(1)
+		t.finish(oldest, oldest.lastSeen)
+	}
+}
+
+func (t *tracker) finish(s *stream, ts int64) {
+	delete(t.streams, s.id)
+	removeIndex(t.byTGID, s.tgid, s.id)
+	if s.source == tlsbpf.SrcOpenSSL && s.fd >= 0 {
+		removeIndex(t.sslByFD, fdKey{s.tgid, s.fd}, s.id)
+	}
+	s.parser.Close(ts)
+}
+
+// closeAll ends every stream (shutdown).
+func (t *tracker) closeAll(ts int64) {
+	for _, s := range t.streams {
+		t.finish(s, ts)
+	}
+}
+
+func addIndex[K comparable](m map[K]map[uint64]struct{}, k K, id uint64) {
+	set := m[k]
+	if set == nil {
+		set = map[uint64]struct{}{}
+		m[k] = set
+	}
+	set[id] = struct{}{}
+}
+
+func removeIndex[K comparable](m map[K]map[uint64]struct{}, k K, id uint64) {
+	if set := m[k]; set != nil {
+		delete(set, id)
+		if len(set) == 0 {
+			delete(m, k)
+		}
+	}
+}
