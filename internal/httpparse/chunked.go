@@ -175,8 +175,10 @@ func (d *chunkedDecoder) trailerBytes(p []byte) (int, error) {
 	if eol >= 0 {
 		seg = p[:eol+1]
 	}
-	if len(d.trailer)+len(seg) > d.max {
-		return len(seg), errTrailerTooLarge
+	if room := d.max - len(d.trailer); len(seg) > room {
+		// Consume exactly through the first byte over the cap, so that
+		// the count does not depend on how the input was split.
+		return room + 1, errTrailerTooLarge
 	}
 	d.trailer = appendCapped(d.trailer, seg, d.max)
 	if eol < 0 {

@@ -161,8 +161,8 @@ func (c *Conn) stopped() bool { return c.closed || c.stopping || c.state > HTTP 
 // Feed parses bytes seen in direction dir at monotonic time ts (ns). data is
 // not retained.
 func (c *Conn) Feed(dir Dir, data []byte, ts int64) {
-	if dir > Ingress || c.stopped() {
-		return
+	if dir > Ingress || len(data) == 0 || c.stopped() {
+		return // an empty event carries no byte, so no timestamp either
 	}
 	c.feed(dir, data, ts)
 }
