@@ -1,0 +1,42 @@
+# Collector build: the custom OpenTelemetry Collector with the tlstap receiver.
+# Included by the main Makefile (-include mk/*.mk); also usable on its own:
+#   make -f mk/collector.mk collector
+#
+#   make collector   build build/tlstap-collector/tlstap-collector with ocb
+#   make run         build, then run it with testdata/collector/default.yaml
+#                    (root needed: the receiver loads eBPF programs)
+#   make mdatagen    regenerate the receiver's generated files from metadata.yaml
+
+TLSTAP_ROOT      := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))..)
+GO               ?= go
+OCB_VERSION      := v0.156.0
+OCB_BIN_DIR      := $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
+OCB              := $(OCB_BIN_DIR)/builder
+COLLECTOR_DIR    := $(TLSTAP_ROOT)/build/tlstap-collector
+COLLECTOR_BIN    := $(COLLECTOR_DIR)/tlstap-collector
+COLLECTOR_CONFIG ?= testdata/collector/default.yaml
+
+.PHONY: collector run mdatagen ocb
+
+# ocb at the pinned version; (re)installed when missing or another version.
+ocb:
+	@if ! [ -x "$(OCB)" ] || ! "$(OCB)" version 2>&1 | grep -q "$(OCB_VERSION:v%=%)"; then \
+	  echo "installing ocb $(OCB_VERSION)"; \
+	  GOFLAGS=-mod=mod $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION); \
+	fi
+
+# ocb resolves the manifest's path and output_path against the current
+# directory, so it runs from the repository root.
+collector: ocb
+	mkdir -p $(COLLECTOR_DIR)
+	cd $(TLSTAP_ROOT) && GOFLAGS=-mod=mod "$(OCB)" --config builder-config.yaml
+	@echo "built $(COLLECTOR_BIN)"
+
+run: collector
+	cd $(TLSTAP_ROOT) && "$(COLLECTOR_BIN)" --config $(COLLECTOR_CONFIG)
+
+# mdatagen runs from the small tools module internal/tools (its own go.mod,
+# so the generator's dependencies stay out of the main module).
+mdatagen:
+	cd $(TLSTAP_ROOT)/receiver/tlstapreceiver && \
+	  GOFLAGS=-mod=mod $(GO) tool -modfile=../../internal/tools/go.mod mdatagen metadata.yaml
