@@ -332,9 +332,20 @@ func (c *Conn) releaseHold(e *entry) {
 	buf, lost, ts := rs.hold, rs.holdLost, rs.holdTS
 	rs.hold, rs.holdLost, rs.holdEnt = nil, false, nil
 	rs.phase = phHead
+	// Bytes sent behind a refused CONNECT are as likely optimistic tunnel
+	// data as a request: they are replayed in resynchronising mode, so
+	// only a valid request line starts a message and nothing fails.
+	rs.resync = true
 	c.feed(c.reqDir, buf, ts)
 	if lost && !c.stopped() {
-		c.gap(rs, 1, rs.lastTS)
+		// Bytes after the held ones were lost. A candidate line cut by
+		// the loss is dropped without a placeholder for the same reason.
+		if rs.phase == phHead && rs.firstLine == 0 {
+			rs.resetHead()
+			rs.resync = true
+		} else {
+			c.gap(rs, 1, rs.lastTS)
+		}
 	}
 	if rs.hold == nil {
 		rs.hold = buf[:0]

@@ -287,3 +287,48 @@ func TestBoundedMemory(t *testing.T) {
 		}
 	}
 }
+
+func TestHoldAndGap(t *testing.T) {
+	const connect = "CONNECT example.com:443 HTTP/1.1\r\n\r\n"
+	const deny = "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
+	mConnect := &exchange.Message{Method: "CONNECT", Target: "example.com:443", Proto: "HTTP/1.1",
+		WireSize: wire(connect), FirstByte: 1, LastByte: 1}
+	mDeny := &exchange.Message{StatusCode: 403, Reason: "Forbidden", Proto: "HTTP/1.1",
+		Headers: hs("Content-Length", "0"), WireSize: wire(deny), FirstByte: 5, LastByte: 5}
+	runCases(t, []connCase{{
+		// Bytes held behind CONNECT then lost: what was held before the gap
+		// is replayed; bytes held after the gap are dropped rather than
+		// spliced, so the request at ts 4 is lost and its response is
+		// an orphan.
+		name: "gap while held",
+		opts: opts64,
+		evs:  []ev{out(1, connect), out(2, getB), gap(Egress, 3, 10), out(4, "junk\r\n"+getA), in(5, deny+ok3+ok5)},
+		want: []exchange.Exchange{
+			{Role: exchange.RoleClient, Request: mConnect, Response: mDeny},
+			{Role: exchange.RoleClient, Request: mGetB(2, 2), Response: mOK3(5, 5)},
+		},
+		state: HTTP,
+	}, {
+		name: "held bytes overflow the cap",
+		opts: Options{MaxBodyBytes: 64, MaxHeaderBytes: 64},
+		evs:  []ev{out(1, connect), out(2, strings.Repeat("x", 100)), in(5, deny), out(6, getB), in(7, ok3)},
+		want: []exchange.Exchange{
+			{Role: exchange.RoleClient, Request: mConnect, Response: mDeny},
+			{Role: exchange.RoleClient, Request: mGetB(6, 6), Response: mOK3(7, 7)},
+		},
+		state: HTTP,
+	}})
+}
+
+func TestOptionsDefaults(t *testing.T) {
+	o := Options{MaxBodyBytes: 1 << 20}.normalized()
+	if o.MaxHeaderBytes != 64<<10 || o.MaxPending != 64 || o.MaxDecodedBytes != 4<<20 {
+		t.Errorf("defaults: %+v", o)
+	}
+	if o := (Options{}).normalized(); o.MaxDecodedBytes != 64<<10 || o.MaxBodyBytes != 0 {
+		t.Errorf("zero options: %+v", o)
+	}
+	if o := (Options{MaxBodyBytes: -1}).normalized(); o.MaxBodyBytes != 0 {
+		t.Errorf("negative body cap: %+v", o)
+	}
+}

@@ -122,14 +122,17 @@ func (c *Conn) feed(dir Dir, p []byte, ts int64) {
 			if s.holdLost {
 				break
 			}
-			if len(s.hold)+n > c.opts.MaxHeaderBytes {
-				s.holdLost = true // replayed as a gap after what fits
-				break
-			}
 			if len(s.hold) == 0 {
 				s.holdTS = ts
 			}
-			s.hold = appendCapped(s.hold, p, c.opts.MaxHeaderBytes)
+			keep := p
+			if room := c.opts.MaxHeaderBytes - len(s.hold); len(keep) > room {
+				// Keep exactly what fits (split-independent); the
+				// rest is replayed as a gap.
+				keep = keep[:room]
+				s.holdLost = true
+			}
+			s.hold = appendCapped(s.hold, keep, c.opts.MaxHeaderBytes)
 		default:
 			return
 		}
