@@ -20,7 +20,7 @@ type stream struct {
 	next     [2]uint64 // expected position per direction
 	started  [2]bool
 	lastSeen int64 // kernel ns
-	incompl  bool  // bytes were lost: every exchange in flight is flagged
+	indexed  bool  // SSL stream entered in sslByFD
 	parser   *httpparse.Conn
 }
 
@@ -77,8 +77,9 @@ func (t *tracker) data(r *record) {
 	if r.remote.IsValid() {
 		s.local, s.remote = r.local, r.remote
 	}
-	if r.source == tlsbpf.SrcOpenSSL && r.fd >= 0 && s.fd != r.fd {
-		s.fd = r.fd
+	if r.source == tlsbpf.SrcOpenSSL && r.fd >= 0 && !s.indexed {
+		// The fd of an SSL stream is learnt from its first nested syscall.
+		s.fd, s.indexed = r.fd, true
 		addIndex(t.sslByFD, fdKey{r.tgid, r.fd}, s.id)
 	}
 	dir := int(r.dir & 1)
@@ -175,7 +176,7 @@ func (t *tracker) evictOldest() {
 func (t *tracker) finish(s *stream, ts int64) {
 	delete(t.streams, s.id)
 	removeIndex(t.byTGID, s.tgid, s.id)
-	if s.source == tlsbpf.SrcOpenSSL && s.fd >= 0 {
+	if s.indexed {
 		removeIndex(t.sslByFD, fdKey{s.tgid, s.fd}, s.id)
 	}
 	s.parser.Close(ts)

@@ -1,0 +1,138 @@
+package engine
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/tlstap/tlstap/internal/exchange"
+)
+
+// TestStartNotRoot re-runs this test binary as an unprivileged user: Start
+// must fail with a message that says what to do, not a raw EPERM.
+func TestStartNotRoot(t *testing.T) {
+	if os.Getenv("TLSTAP_AS_NOBODY") == "1" {
+		e, err := New(DefaultConfig(), nil, func(*exchange.Exchange) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = e.Start(context.Background())
+		if err == nil {
+			t.Fatal("Start succeeded without root")
+		}
+		os.Stdout.WriteString("START-ERROR: " + err.Error() + "\n")
+		return
+	}
+	requireRoot(t)
+	// The test binary lives in a root-only build directory: copy it where
+	// nobody can execute it.
+	dir, err := os.MkdirTemp("", "tlstap-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "engine.test")
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run", "^TestStartNotRoot$", "-test.v")
+	cmd.Env = append(os.Environ(), "TLSTAP_AS_NOBODY=1")
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child failed: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "START-ERROR: tlstap must run as root") {
+		t.Errorf("unexpected error from an unprivileged start:\n%s", out)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		mod   func(*Config)
+		field string
+	}{
+		{"negative body", func(c *Config) { c.MaxBodyBytes = -1 }, "max_body_bytes"},
+		{"huge body", func(c *Config) { c.MaxBodyBytes = 1 << 30 }, "max_body_bytes"},
+		{"ring not power of two", func(c *Config) { c.RingBufferSize = 5000 }, "ring_buffer_size"},
+		{"ring too small", func(c *Config) { c.RingBufferSize = 1024 }, "ring_buffer_size"},
+		{"unknown probe", func(c *Config) { c.TLSProbes = []string{"gnutls"} }, "tls_probes"},
+		{"none with others", func(c *Config) { c.TLSProbes = []string{"none", "openssl"} }, "tls_probes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.mod(&c)
+			err := c.Validate()
+			if err == nil || !strings.HasPrefix(err.Error(), tc.field+":") {
+				t.Errorf("Validate() = %v, want an error naming %s", err, tc.field)
+			}
+		})
+	}
+	c := DefaultConfig()
+	if err := c.Validate(); err != nil {
+		t.Errorf("default config invalid: %v", err)
+	}
+}
+
+// TestShutdownDetachesEverything checks the kernel side after Shutdown: no
+// program of ours is left loaded.
+func TestShutdownDetachesEverything(t *testing.T) {
+	requireRoot(t)
+	before := ourPrograms(t)
+	e, err := New(DefaultConfig(), nil, func(*exchange.Exchange) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := ourPrograms(t); got <= before {
+		t.Fatalf("no programs loaded after Start (%d before, %d after)", before, got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := ourPrograms(t); got != before {
+		t.Errorf("%d tlstap programs still loaded after Shutdown (before start: %d)", got, before)
+	}
+}
+
+// ourPrograms counts loaded BPF programs carrying our program names, from
+// the kernel's list of every loaded program.
+func ourPrograms(t *testing.T) int {
+	t.Helper()
+	n := 0
+	var id ebpf.ProgramID
+	for {
+		next, err := ebpf.ProgramGetNextID(id)
+		if err != nil {
+			return n
+		}
+		id = next
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue
+		}
+		info, err := p.Info()
+		p.Close()
+		if err == nil && (strings.HasPrefix(info.Name, "tp_") || strings.HasPrefix(info.Name, "ssl_")) {
+			n++
+		}
+	}
+}
