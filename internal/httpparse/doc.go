@@ -25,6 +25,20 @@
 // Incomplete flag, not NoResponse. NoResponse is set exactly when
 // Exchange.Response is nil.
 //
+// Gaps and pairing: a gap that swallows the start of a request queues a
+// placeholder that absorbs that request's response (never emitted); a gap
+// that swallows the start of a response gives up on the request it answered
+// (NoResponse|Incomplete). A gap covering several whole messages still
+// misaligns the pairs that follow. Resynchronisation only looks at line
+// starts, so a status line glued to the end of a body without a newline is
+// missed.
+//
+// CONNECT and Upgrade: after such a request the request direction is held
+// (at most MaxHeaderBytes bytes) until its response arrives. On 101 or a 2xx
+// to CONNECT the connection becomes Upgraded; otherwise the held bytes are
+// replayed in resynchronising mode. Bytes held after a gap are dropped rather
+// than spliced. Replayed messages carry the timestamp of the first held byte.
+//
 // A Conn is not safe for concurrent use, and emit must not call back into the
 // Conn that invoked it.
 package httpparse
