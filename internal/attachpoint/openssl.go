@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"golang.org/x/arch/x86/x86asm"
+
+	"github.com/tlstap/tlstap/internal/elfsym"
 )
 
 // OpenSSL is where to hook one OpenSSL build.
@@ -43,23 +46,26 @@ func FindOpenSSL(path string) (OpenSSL, error) {
 		return OpenSSL{}, fmt.Errorf("attachpoint: %s: unsupported machine %v", path, f.Machine)
 	}
 	syms := map[string]elf.Symbol{}
-	collect := func(list []elf.Symbol) {
-		for _, s := range list {
-			if elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Value == 0 {
-				continue
-			}
-			for _, want := range publicSymbols {
-				if s.Name == want {
-					syms[want] = s
-				}
-			}
+	found, err := elfsym.Lookup(f, publicSymbols)
+	if err != nil {
+		return OpenSSL{}, fmt.Errorf("attachpoint: %s: %w", path, err)
+	}
+	for name, s := range found {
+		if elf.ST_TYPE(s.Info) == elf.STT_FUNC {
+			syms[name] = elf.Symbol{Name: name, Value: s.Value, Size: s.Size, Info: s.Info}
 		}
 	}
-	if list, err := f.DynamicSymbols(); err == nil {
-		collect(list)
-	}
-	if list, err := f.Symbols(); err == nil {
-		collect(list)
+	// .symtab can hold every static function of a 100 MB binary: read it
+	// only when the dynamic table lacks something.
+	if len(syms) < len(publicSymbols) {
+		if list, err := f.Symbols(); err == nil {
+			for _, s := range list {
+				if _, ok := syms[s.Name]; ok || elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Value == 0 || !slices.Contains(publicSymbols, s.Name) {
+					continue
+				}
+				syms[s.Name] = s
+			}
+		}
 	}
 	out := OpenSSL{Symbols: map[string]uint64{}}
 	for name, s := range syms {

@@ -41,6 +41,7 @@ type Engine struct {
 	sink   Sink
 	stats  counters
 
+	kernMu  sync.Mutex // guards kern against Stats during Shutdown
 	kern    *kernel
 	reader  *ringbuf.Reader
 	cancel  context.CancelFunc
@@ -88,7 +89,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		kern.close()
 		return fmt.Errorf("open ring buffer: %w", err)
 	}
+	e.kernMu.Lock()
 	e.kern, e.reader = kern, rd
+	e.kernMu.Unlock()
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	e.monoOff = time.Now().UnixNano() - ts.Nano()
@@ -222,16 +225,17 @@ func (e *Engine) monoNow() int64 {
 // Shutdown detaches every probe and stops every goroutine. Exchanges still
 // in flight are flushed to the sink first.
 func (e *Engine) Shutdown(ctx context.Context) error {
-	if e.kern == nil {
+	e.kernMu.Lock()
+	k := e.kern
+	e.kernMu.Unlock()
+	if k == nil {
 		return nil
 	}
-	// Detach first so no new events arrive, then close the reader: the
-	// pipeline drains, closes every stream and returns.
+	// Stop the goroutines first (the discoverer may be attaching; the
+	// pipeline drains and flushes every stream), then detach and free.
 	t0 := time.Now()
-	kerr := e.kern.close()
-	t1 := time.Now()
-	rerr := e.reader.Close()
 	e.cancel()
+	rerr := e.reader.Close()
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
 	select {
@@ -239,8 +243,12 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("engine shutdown: %w", ctx.Err())
 	}
-	e.logger.Info("tlstap capture stopped", zap.Duration("detach", t1.Sub(t0)), zap.Duration("total", time.Since(t0)))
+	t1 := time.Now()
+	e.kernMu.Lock()
+	kerr := e.kern.close()
 	e.kern = nil
+	e.kernMu.Unlock()
+	e.logger.Info("tlstap capture stopped", zap.Duration("drain", t1.Sub(t0)), zap.Duration("detach", time.Since(t1)))
 	return errors.Join(kerr, rerr)
 }
 
@@ -257,9 +265,11 @@ func (e *Engine) Stats() Stats {
 		ConnsTracked:        uint64(e.stats.conns.Load()),
 		ConnsEvicted:        e.stats.connsEvicted.Load(),
 	}
+	e.kernMu.Lock()
 	if k := e.kern; k != nil {
 		s.EventsLost, s.BytesLost, _ = k.lossStats()
 		s.ProbesAttached = uint64(k.probeCount())
 	}
+	e.kernMu.Unlock()
 	return s
 }
