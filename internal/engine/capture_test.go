@@ -190,6 +190,8 @@ class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
         body = b"python says hi"
+        if self.path == "/big":
+            body = bytes((i * 7 + 3) % 251 for i in range(1 << 20))
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
@@ -207,9 +209,9 @@ const pyHTTPSClient = `
 import http.client, ssl, sys
 ctx = ssl._create_unverified_context()
 c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), context=ctx)
-c.request("GET", "/py/path?q=2", headers={"X-Client": "python"})
+c.request("GET", sys.argv[2] if len(sys.argv) > 2 else "/py/path?q=2", headers={"X-Client": "python"})
 r = c.getresponse()
-sys.stdout.write(r.read().decode())
+sys.stdout.buffer.write(r.read())
 `
 
 func TestPythonClientAndServer(t *testing.T) {
@@ -380,5 +382,30 @@ func TestPlainHTTP(t *testing.T) {
 	}
 	if sv.Response == nil || string(sv.Response.Body) != "plain text content\n" {
 		t.Errorf("server response %+v", sv.Response)
+	}
+}
+
+// A 1 MiB body written by one SSL_write: the kernel copies only its per-call
+// cap and reports the rest as a known-size skip. The exchange must say
+// truncated with the true size, not incomplete.
+func TestLargeSingleWrite(t *testing.T) {
+	c := startCapture(t, DefaultConfig())
+	files, _ := makeCert(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	server := background(t, dir, "python3", writeFile(t, dir, "server.py", pyHTTPSServer), strconv.Itoa(port), files.cert, files.key)
+	waitPort(t, port)
+	pid, out := run(t, "python3", writeFile(t, dir, "client.py", pyHTTPSClient), strconv.Itoa(port), "/big")
+	if len(out) != 1<<20 {
+		t.Fatalf("client read %d bytes", len(out))
+	}
+	for _, ex := range []*exchange.Exchange{c.wait(t, server.Process.Pid, 1)[0], c.wait(t, pid, 1)[0]} {
+		r := ex.Response
+		if r == nil || r.BodySize != 1<<20 || !bytes.Equal(r.Body, out[:64<<10]) {
+			t.Fatalf("%s side: response %+v", ex.Role, r)
+		}
+		if ex.Flags != exchange.ResponseTruncated {
+			t.Errorf("%s side flags %v, want response_truncated only", ex.Role, ex.Flags.Names())
+		}
 	}
 }

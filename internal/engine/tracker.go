@@ -118,8 +118,9 @@ func (t *tracker) data(r *record) {
 		s.parser.Feed(pdir, payload, r.ts)
 	}
 	if missing := length - uint64(len(payload)); missing > 0 {
-		// Beyond the per-call capture cap: the size is known, the bytes not.
-		s.parser.Gap(pdir, int64(missing), r.ts)
+		// Beyond the per-call capture cap: the size is known, the bytes
+		// were not copied on purpose.
+		s.parser.Skip(pdir, int64(missing), r.ts)
 	}
 }
 

@@ -161,6 +161,9 @@ func TestTrackerCappedCall(t *testing.T) {
 	if r.BodySize != 20 || string(r.Body) != "01234567" || !r.BodyTruncated {
 		t.Errorf("capped body: size %d body %q truncated %v", r.BodySize, r.Body, r.BodyTruncated)
 	}
+	if f.got[0].Flags != exchange.ResponseTruncated {
+		t.Errorf("capped body flags %v, want response_truncated only", f.got[0].Flags.Names())
+	}
 	if string(f.got[1].Response.Body) != "nop" {
 		t.Errorf("next exchange out of sync")
 	}

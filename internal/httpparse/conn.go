@@ -172,7 +172,18 @@ func (c *Conn) Gap(dir Dir, n int64, ts int64) {
 	if dir > Ingress || n <= 0 || c.stopped() {
 		return
 	}
-	c.gap(&c.streams[dir], n, ts)
+	c.gap(&c.streams[dir], n, ts, false)
+}
+
+// Skip records that n bytes of direction dir passed uncaptured on purpose
+// (beyond the capture's per-call cap). Inside a body whose captured prefix
+// already reached MaxBodyBytes they are only counted; anywhere else they
+// are a gap.
+func (c *Conn) Skip(dir Dir, n int64, ts int64) {
+	if dir > Ingress || n <= 0 || c.stopped() {
+		return
+	}
+	c.gap(&c.streams[dir], n, ts, true)
 }
 
 // Close ends the connection: a body delimited by the close completes, every
@@ -344,7 +355,7 @@ func (c *Conn) releaseHold(e *entry) {
 			rs.resetHead()
 			rs.resync = true
 		} else {
-			c.gap(rs, 1, rs.lastTS)
+			c.gap(rs, 1, rs.lastTS, false)
 		}
 	}
 	if rs.hold == nil {

@@ -497,3 +497,26 @@ func itoa(n int) string {
 	}
 	return string(b)
 }
+
+// Skip (bytes beyond the kernel's per-call cap) inside a body already
+// captured up to the limit loses nothing: the exchange is truncated, not
+// incomplete. Before the limit is reached it is a real hole.
+func TestSkipBeyondCapture(t *testing.T) {
+	var got []*exchange.Exchange
+	c := NewConn(Options{MaxBodyBytes: 4}, func(ex *exchange.Exchange) { got = append(got, ex) })
+	c.Feed(Egress, []byte("GET / HTTP/1.1\r\n\r\n"), 1)
+	c.Feed(Ingress, []byte("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123"), 2)
+	c.Skip(Ingress, 6, 3)
+	c.Feed(Egress, []byte("GET /2 HTTP/1.1\r\n\r\n"), 4)
+	c.Feed(Ingress, []byte("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01"), 5)
+	c.Skip(Ingress, 8, 6)
+	if len(got) != 2 {
+		t.Fatalf("got %d exchanges", len(got))
+	}
+	if f := got[0].Flags; f != exchange.ResponseTruncated || got[0].Response.BodySize != 10 || string(got[0].Response.Body) != "0123" {
+		t.Errorf("skip past the limit: flags %v size %d body %q", f.Names(), got[0].Response.BodySize, got[0].Response.Body)
+	}
+	if f := got[1].Flags; !f.Has(exchange.Incomplete) || got[1].Response.BodySize != 10 {
+		t.Errorf("skip before the limit: flags %v size %d", f.Names(), got[1].Response.BodySize)
+	}
+}

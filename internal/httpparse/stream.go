@@ -429,12 +429,15 @@ func (c *Conn) capture(s *stream, p []byte, ts int64) {
 	m.Body = appendCapped(m.Body, p, c.opts.MaxBodyBytes)
 }
 
-// skipBody counts n lost body bytes.
-func (c *Conn) skipBody(s *stream, n int64, ts int64) {
+// skipBody counts n body bytes that were not seen.
+func (c *Conn) skipBody(s *stream, n int64, ts int64, known bool) {
 	m := s.msg
 	m.LastByte = ts
 	m.WireSize += n
 	m.BodySize += n
+	if known && len(m.Body) >= c.opts.MaxBodyBytes {
+		return
+	}
 	s.holes = true
 	s.incomplete = true
 }
@@ -549,7 +552,10 @@ func (c *Conn) abortHead(s *stream, why abortReason) {
 }
 
 // gap handles n lost bytes on s (see the package doc).
-func (c *Conn) gap(s *stream, n int64, ts int64) {
+// gap handles n missing bytes. known marks bytes the capture chose not to
+// copy (beyond the kernel's per-call cap): inside a body whose captured
+// prefix is already full they lose nothing, so they flag nothing.
+func (c *Conn) gap(s *stream, n int64, ts int64, known bool) {
 	s.lastTS = ts
 	switch s.phase {
 	case phHead:
@@ -563,14 +569,14 @@ func (c *Conn) gap(s *stream, n int64, ts int64) {
 		s.phase = phHead // the byte after the gap may start a message
 	case phLength:
 		if n <= s.remaining {
-			c.skipBody(s, n, ts)
+			c.skipBody(s, n, ts, known)
 			s.remaining -= n
 			if s.remaining == 0 {
 				c.finishMessage(s)
 			}
 			return
 		}
-		c.skipBody(s, s.remaining, ts)
+		c.skipBody(s, s.remaining, ts, known)
 		c.finishMessage(s)
 		// The rest of the gap held the start of the next message.
 		if s.phase == phHead {
@@ -581,7 +587,7 @@ func (c *Conn) gap(s *stream, n int64, ts int64) {
 		}
 	case phChunked:
 		if s.chunk.skip(n) {
-			c.skipBody(s, n, ts)
+			c.skipBody(s, n, ts, known)
 			return
 		}
 		c.abort(s, whyGap)
@@ -589,7 +595,7 @@ func (c *Conn) gap(s *stream, n int64, ts int64) {
 			s.resync = true
 		}
 	case phClose:
-		c.skipBody(s, n, ts)
+		c.skipBody(s, n, ts, known)
 	case phHold:
 		s.holdLost = true
 	}
