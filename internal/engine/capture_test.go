@@ -108,10 +108,11 @@ func TestCurlHTTPSClient(t *testing.T) {
 	}
 }
 
+// 1000 requests on one keep-alive connection: every one captured, in order.
 func TestCurlKeepAlive(t *testing.T) {
 	c := startCapture(t, DefaultConfig())
 	srv := startGoServer(t, true, echoHandler())
-	const n = 60
+	const n = 1000
 	pid, _ := run(t, "curl", "-sk", fmt.Sprintf("https://127.0.0.1:%d/r/[1-%d]", srv.port, n))
 	exs := c.wait(t, pid, n)
 	if len(exs) != n {
