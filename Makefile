@@ -9,7 +9,7 @@ export GOFLAGS ?= -mod=mod
 
 # Debian packages the build and the tests need. Installed only when missing.
 DEPS_BIN := clang:clang llvm-strip:llvm curl:curl openssl:openssl node:nodejs python3:python3
-DEPS_PKG := libbpf-dev
+DEPS_PKG := libbpf-dev libmsgpack-dev
 
 .PHONY: deps generate test vet fuzz-smoke tracefs clean
 
