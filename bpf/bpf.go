@@ -7,6 +7,7 @@ type (
 	DataEvent = tlstapDataEvent
 	CtlEvent  = tlstapCtlEvent
 	ConnAddr  = tlstapConnAddr
+	GoOffsets = tlstapGoOffsets
 )
 
 // Record types, sources and stat indexes mirrored from tlstap.h.
@@ -19,6 +20,7 @@ const (
 
 	SrcSocket  = 1
 	SrcOpenSSL = 2
+	SrcGoTLS   = 3
 
 	DirEgress  = 0
 	DirIngress = 1
@@ -28,6 +30,9 @@ const (
 	StatLostControl = 2
 	StatSkipped     = 3
 	StatMax         = 4
+
+	// MaxGoBinaries is the number of Go layouts the go_layouts map holds.
+	MaxGoBinaries = 256
 
 	// MaxCallBytes is the largest per-call capture cap the programs accept.
 	MaxCallBytes = 64 * 16384

@@ -55,7 +55,13 @@ struct conn {
 	__u64 pos[2];
 	__u8 kind;
 	__u8 tries;
-	__u8 _pad[6];
+	/* The TLS plaintext stream of this socket, for TLS stacks (Go) whose
+	 * hooks find the fd: it lives and dies with the socket. */
+	__u8 tls_kind;
+	__u8 tls_tries;
+	__u8 _pad[4];
+	__u64 tls_id;
+	__u64 tls_pos[2];
 	struct conn_addr addr;
 };
 
@@ -665,6 +671,26 @@ static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 ex_out, __u8 di
 	return 0;
 }
 
+/* Streams n plaintext bytes of a TLS call at stream position pos. */
+static __always_inline void emit_tls(__u64 pid_tgid, __u8 source, __u8 dir, __s32 fd, __u64 id, __u64 pos,
+				     __u64 handle, struct conn *c, __u64 buf, __u64 n)
+{
+	struct emit_ctx ec = {};
+	ec.hdr.type = EV_DATA;
+	ec.hdr.source = source;
+	ec.hdr.dir = dir;
+	ec.hdr.tgid = pid_tgid >> 32;
+	ec.hdr.tid = (__u32)pid_tgid;
+	ec.hdr.fd = fd;
+	ec.hdr.ts = bpf_ktime_get_ns();
+	ec.hdr.conn_id = id;
+	ec.hdr.pos = pos;
+	ec.hdr.ssl = handle;
+	if (c)
+		ec.hdr.addr = c->addr;
+	emit_data(&ec, buf, 0, 0, n);
+}
+
 /* ret: bytes transferred by the outermost call, or <= 0. */
 static __always_inline int ssl_exit(long ret, int is_ex)
 {
@@ -708,24 +734,8 @@ static __always_inline int ssl_exit(long ret, int is_ex)
 	__u64 pos = __sync_fetch_and_add(&sc->pos[dir], n);
 	if (!should_stream(&sc->kind, &sc->tries, a.buf, n))
 		return 0;
-
-	struct emit_ctx ec = {};
-	ec.hdr.type = EV_DATA;
-	ec.hdr.source = SRC_OPENSSL;
-	ec.hdr.dir = dir;
-	ec.hdr.tgid = tgid;
-	ec.hdr.tid = (__u32)pid_tgid;
-	ec.hdr.fd = sc->fd;
-	ec.hdr.ts = bpf_ktime_get_ns();
-	ec.hdr.conn_id = sc->id;
-	ec.hdr.pos = pos;
-	ec.hdr.ssl = a.ssl;
-	if (sc->fd >= 0) {
-		struct conn *c = conn_get(tgid, sc->fd);
-		if (c)
-			ec.hdr.addr = c->addr;
-	}
-	emit_data(&ec, a.buf, 0, 0, n);
+	struct conn *c = sc->fd >= 0 ? conn_get(tgid, sc->fd) : NULL;
+	emit_tls(pid_tgid, SRC_OPENSSL, dir, sc->fd, sc->id, pos, a.ssl, c, a.buf, n);
 	return 0;
 }
 
@@ -848,5 +858,130 @@ int tp_exit_mmap(struct trace_event_raw_sys_exit *ctx)
 	if (ctx->ret < 0 && ctx->ret > -4096)
 		return 0;
 	emit_ctl(EV_MMAP, 0, pid_tgid, -1, 0);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- Go crypto/tls */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_GO_BINARIES);
+	__type(key, __u32);
+	__type(value, struct go_offsets);
+} go_layouts SEC(".maps");
+
+struct go_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 g; /* goroutine: Go calls may resume on another thread */
+};
+
+struct go_call {
+	__u64 conn;
+	__u64 buf;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct go_key);
+	__type(value, struct go_call);
+} go_reads SEC(".maps");
+
+const struct go_offsets *unused_go_offsets __attribute__((unused));
+
+/* Follows tls.Conn.conn (an interface holding *net.TCPConn or *net.UnixConn,
+ * both embedding net.conn{fd *netFD}) to poll.FD.Sysfd. Any other dynamic
+ * type yields garbage, which the socket check in conn_get rejects. */
+static __always_inline __s32 go_fd(__u64 conn, __u64 cookie)
+{
+	__u32 idx = cookie;
+	struct go_offsets *o = bpf_map_lookup_elem(&go_layouts, &idx);
+	if (!o || !conn)
+		return -1;
+	__u64 data = 0, netfd = 0;
+	__s64 fd = -1;
+	if (bpf_probe_read_user(&data, sizeof(data), (void *)(conn + o->conn_conn + 8)) || !data)
+		return -1;
+	if (bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(data + o->tcpconn_fd)) || !netfd)
+		return -1;
+	if (bpf_probe_read_user(&fd, sizeof(fd), (void *)(netfd + o->netfd_pfd + o->pfd_sysfd)))
+		return -1;
+	return (fd < 0 || fd > 0xfffffff) ? -1 : (__s32)fd;
+}
+
+static __always_inline void go_emit(__u64 pid_tgid, __u64 conn, __u64 buf, __u64 n, __u8 dir, __u64 cookie)
+{
+	__u32 tgid = pid_tgid >> 32;
+	if (n == 0 || n > 0x7fffffff)
+		return;
+	__s32 fd = go_fd(conn, cookie);
+	struct conn *c = fd >= 0 ? conn_get(tgid, fd) : NULL;
+	if (c) {
+		if (!c->tls_id) {
+			c->tls_id = next_id();
+			c->tls_tries = TRIES_LENIENT;
+		}
+		__u64 pos = __sync_fetch_and_add(&c->tls_pos[dir], n);
+		if (should_stream(&c->tls_kind, &c->tls_tries, buf, n))
+			emit_tls(pid_tgid, SRC_GOTLS, dir, fd, c->tls_id, pos, conn, c, buf, n);
+		return;
+	}
+	/* fd unknown (unexpected layout): key the stream by the *tls.Conn. */
+	struct ssl_key key = { .tgid = tgid, .ssl = conn };
+	struct ssl_conn *sc = bpf_map_lookup_elem(&ssl_conns, &key);
+	if (!sc) {
+		struct ssl_conn nsc = { .id = next_id(), .fd = -1, .tries = TRIES_LENIENT };
+		bpf_map_update_elem(&ssl_conns, &key, &nsc, BPF_NOEXIST);
+		sc = bpf_map_lookup_elem(&ssl_conns, &key);
+		if (!sc)
+			return;
+	}
+	__u64 pos = __sync_fetch_and_add(&sc->pos[dir], n);
+	if (should_stream(&sc->kind, &sc->tries, buf, n))
+		emit_tls(pid_tgid, SRC_GOTLS, dir, -1, sc->id, pos, conn, NULL, buf, n);
+}
+
+/* crypto/tls.(*Conn).Write(b []byte) (int, error), register ABI: c in RAX,
+ * b.ptr in RBX, b.len in RCX. Write sends all of b or fails, so the entry
+ * alone carries the data: no probe on its returns (each costs a
+ * single-step). */
+SEC("uprobe/go_tls_write")
+int go_tls_write(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (is_self(pid_tgid))
+		return 0;
+	go_emit(pid_tgid, ctx->ax, ctx->bx, ctx->cx, DIR_EGRESS, bpf_get_attach_cookie(ctx));
+	return 0;
+}
+
+/* crypto/tls.(*Conn).Read(b []byte) (int, error): remember the buffer per
+ * goroutine (g is in R14); the probes on every RET read n from RAX. */
+SEC("uprobe/go_tls_read")
+int go_tls_read_enter(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (is_self(pid_tgid))
+		return 0;
+	struct go_key key = { .tgid = pid_tgid >> 32, .g = ctx->r14 };
+	struct go_call call = { .conn = ctx->ax, .buf = ctx->bx };
+	bpf_map_update_elem(&go_reads, &key, &call, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe/go_tls_read_ret")
+int go_tls_read_ret(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct go_key key = { .tgid = pid_tgid >> 32, .g = ctx->r14 };
+	struct go_call *call = bpf_map_lookup_elem(&go_reads, &key);
+	if (!call)
+		return 0;
+	struct go_call cl = *call;
+	bpf_map_delete_elem(&go_reads, &key);
+	long n = ctx->ax;
+	if (n > 0)
+		go_emit(pid_tgid, cl.conn, cl.buf, n, DIR_INGRESS, bpf_get_attach_cookie(ctx));
 	return 0;
 }

@@ -15,6 +15,7 @@ enum event_type {
 enum source {
 	SRC_SOCKET = 1,  /* read/write-family syscalls on a plain socket */
 	SRC_OPENSSL = 2, /* SSL_read/SSL_write uprobes */
+	SRC_GOTLS = 3,   /* Go crypto/tls.(*Conn).Read/Write uprobes */
 };
 
 /* Direction relative to the traced process. */
@@ -74,5 +75,16 @@ struct ctl_event {
 	__u64 ts;
 	__u64 conn_id;
 };
+
+/* Go crypto/tls: where the socket fd sits, per instrumented binary (the
+ * uprobe's attach cookie indexes the go_offsets array). */
+struct go_offsets {
+	__u64 conn_conn;  /* tls.Conn.conn (net.Conn interface: itab, data) */
+	__u64 tcpconn_fd; /* net.TCPConn -> conn.fd (*netFD) */
+	__u64 netfd_pfd;  /* netFD.pfd (poll.FD) */
+	__u64 pfd_sysfd;  /* poll.FD.Sysfd (int) */
+};
+
+#define MAX_GO_BINARIES 256
 
 #endif

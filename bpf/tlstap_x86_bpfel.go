@@ -14,13 +14,17 @@ import (
 )
 
 type tlstapConn struct {
-	_     structs.HostLayout
-	Id    uint64
-	Pos   [2]uint64
-	Kind  uint8
-	Tries uint8
-	Pad   [6]uint8
-	Addr  tlstapConnAddr
+	_        structs.HostLayout
+	Id       uint64
+	Pos      [2]uint64
+	Kind     uint8
+	Tries    uint8
+	TlsKind  uint8
+	TlsTries uint8
+	Pad      [4]uint8
+	TlsId    uint64
+	TlsPos   [2]uint64
+	Addr     tlstapConnAddr
 }
 
 type tlstapConnAddr struct {
@@ -67,6 +71,27 @@ type tlstapDataEvent struct {
 	CapLen uint32
 	Ssl    uint64
 	Addr   tlstapConnAddr
+}
+
+type tlstapGoCall struct {
+	_    structs.HostLayout
+	Conn uint64
+	Buf  uint64
+}
+
+type tlstapGoKey struct {
+	_    structs.HostLayout
+	Tgid uint32
+	Pad  uint32
+	G    uint64
+}
+
+type tlstapGoOffsets struct {
+	_         structs.HostLayout
+	ConnConn  uint64
+	TcpconnFd uint64
+	NetfdPfd  uint64
+	PfdSysfd  uint64
 }
 
 type tlstapIoArgs struct {
@@ -119,6 +144,8 @@ type tlstapSslKey struct {
 const (
 	tlstapMapConns             = "conns"
 	tlstapMapEvents            = "events"
+	tlstapMapGoLayouts         = "go_layouts"
+	tlstapMapGoReads           = "go_reads"
 	tlstapMapIdGen             = "id_gen"
 	tlstapMapIoCalls           = "io_calls"
 	tlstapMapMmapCalls         = "mmap_calls"
@@ -126,6 +153,9 @@ const (
 	tlstapMapSslCalls          = "ssl_calls"
 	tlstapMapSslConns          = "ssl_conns"
 	tlstapMapStats             = "stats"
+	tlstapProgGoTlsReadEnter   = "go_tls_read_enter"
+	tlstapProgGoTlsReadRet     = "go_tls_read_ret"
+	tlstapProgGoTlsWrite       = "go_tls_write"
 	tlstapProgSslFreeEnter     = "ssl_free_enter"
 	tlstapProgSslReadEnter     = "ssl_read_enter"
 	tlstapProgSslReadExEnter   = "ssl_read_ex_enter"
@@ -167,6 +197,7 @@ const (
 	tlstapVarSelfTgid          = "self_tgid"
 	tlstapVarUnusedCtlEvent    = "unused_ctl_event"
 	tlstapVarUnusedDataEvent   = "unused_data_event"
+	tlstapVarUnusedGoOffsets   = "unused_go_offsets"
 )
 
 // loadTlstap returns the embedded CollectionSpec for tlstap.
@@ -211,6 +242,9 @@ type tlstapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tlstapProgramSpecs struct {
+	GoTlsReadEnter   *ebpf.ProgramSpec `ebpf:"go_tls_read_enter"`
+	GoTlsReadRet     *ebpf.ProgramSpec `ebpf:"go_tls_read_ret"`
+	GoTlsWrite       *ebpf.ProgramSpec `ebpf:"go_tls_write"`
 	SslFreeEnter     *ebpf.ProgramSpec `ebpf:"ssl_free_enter"`
 	SslReadEnter     *ebpf.ProgramSpec `ebpf:"ssl_read_enter"`
 	SslReadExEnter   *ebpf.ProgramSpec `ebpf:"ssl_read_ex_enter"`
@@ -256,6 +290,8 @@ type tlstapProgramSpecs struct {
 type tlstapMapSpecs struct {
 	Conns     *ebpf.MapSpec `ebpf:"conns"`
 	Events    *ebpf.MapSpec `ebpf:"events"`
+	GoLayouts *ebpf.MapSpec `ebpf:"go_layouts"`
+	GoReads   *ebpf.MapSpec `ebpf:"go_reads"`
 	IdGen     *ebpf.MapSpec `ebpf:"id_gen"`
 	IoCalls   *ebpf.MapSpec `ebpf:"io_calls"`
 	MmapCalls *ebpf.MapSpec `ebpf:"mmap_calls"`
@@ -273,6 +309,7 @@ type tlstapVariableSpecs struct {
 	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
 	UnusedCtlEvent  *ebpf.VariableSpec `ebpf:"unused_ctl_event"`
 	UnusedDataEvent *ebpf.VariableSpec `ebpf:"unused_data_event"`
+	UnusedGoOffsets *ebpf.VariableSpec `ebpf:"unused_go_offsets"`
 }
 
 // tlstapObjects contains all objects after they have been loaded into the kernel.
@@ -297,6 +334,8 @@ func (o *tlstapObjects) Close() error {
 type tlstapMaps struct {
 	Conns     *ebpf.Map `ebpf:"conns"`
 	Events    *ebpf.Map `ebpf:"events"`
+	GoLayouts *ebpf.Map `ebpf:"go_layouts"`
+	GoReads   *ebpf.Map `ebpf:"go_reads"`
 	IdGen     *ebpf.Map `ebpf:"id_gen"`
 	IoCalls   *ebpf.Map `ebpf:"io_calls"`
 	MmapCalls *ebpf.Map `ebpf:"mmap_calls"`
@@ -310,6 +349,8 @@ func (m *tlstapMaps) Close() error {
 	return _TlstapClose(
 		m.Conns,
 		m.Events,
+		m.GoLayouts,
+		m.GoReads,
 		m.IdGen,
 		m.IoCalls,
 		m.MmapCalls,
@@ -328,12 +369,16 @@ type tlstapVariables struct {
 	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
 	UnusedCtlEvent  *ebpf.Variable `ebpf:"unused_ctl_event"`
 	UnusedDataEvent *ebpf.Variable `ebpf:"unused_data_event"`
+	UnusedGoOffsets *ebpf.Variable `ebpf:"unused_go_offsets"`
 }
 
 // tlstapPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadTlstapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tlstapPrograms struct {
+	GoTlsReadEnter   *ebpf.Program `ebpf:"go_tls_read_enter"`
+	GoTlsReadRet     *ebpf.Program `ebpf:"go_tls_read_ret"`
+	GoTlsWrite       *ebpf.Program `ebpf:"go_tls_write"`
 	SslFreeEnter     *ebpf.Program `ebpf:"ssl_free_enter"`
 	SslReadEnter     *ebpf.Program `ebpf:"ssl_read_enter"`
 	SslReadExEnter   *ebpf.Program `ebpf:"ssl_read_ex_enter"`
@@ -375,6 +420,9 @@ type tlstapPrograms struct {
 
 func (p *tlstapPrograms) Close() error {
 	return _TlstapClose(
+		p.GoTlsReadEnter,
+		p.GoTlsReadRet,
+		p.GoTlsWrite,
 		p.SslFreeEnter,
 		p.SslReadEnter,
 		p.SslReadExEnter,

@@ -131,7 +131,7 @@ func ourPrograms(t *testing.T) int {
 		}
 		info, err := p.Info()
 		p.Close()
-		if err == nil && (strings.HasPrefix(info.Name, "tp_") || strings.HasPrefix(info.Name, "ssl_")) {
+		if err == nil && (strings.HasPrefix(info.Name, "tp_") || strings.HasPrefix(info.Name, "ssl_") || strings.HasPrefix(info.Name, "go_tls")) {
 			n++
 		}
 	}
