@@ -30,6 +30,7 @@ ocb:
 collector: ocb
 	mkdir -p $(COLLECTOR_DIR)
 	cd $(TLSTAP_ROOT) && GOFLAGS=-mod=mod "$(OCB)" --config builder-config.yaml
+	@gofmt -w $(COLLECTOR_DIR)/*.go  # ocb's generated sources are not gofmt-clean
 	@echo "built $(COLLECTOR_BIN)"
 
 run: collector
