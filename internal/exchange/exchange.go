@@ -169,4 +169,14 @@ type Exchange struct {
 	Process  Process
 	Conn     Conn
 	Flags    Flags
+	// Reset is set when an HTTP/2 RST_STREAM ended the exchange's stream.
+	Reset *StreamReset
+}
+
+// StreamReset records the RST_STREAM frame that ended an HTTP/2 stream.
+type StreamReset struct {
+	// Code is the RFC 9113 section 7 error code (0 NO_ERROR, 8 CANCEL, ...).
+	Code uint32
+	// ByServer: the responding peer sent it; false: the requesting peer.
+	ByServer bool
 }
