@@ -201,7 +201,9 @@ func TestDynamicTableAndSettings(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		cv.client(func(p *peer) { p.headers(uint32(2*i-1), true, custom(i)...) })
 		sizes = append(sizes, len(cv.evs[len(cv.evs)-1].data))
-		cv.server(func(p *peer) { p.headers(uint32(2*i-1), true, ":status", "200", "server", "test-server/1.0", "x-n", fmt.Sprint(i)) })
+		cv.server(func(p *peer) {
+			p.headers(uint32(2*i-1), true, ":status", "200", "server", "test-server/1.0", "x-n", fmt.Sprint(i))
+		})
 	}
 	if sizes[1] >= sizes[0] {
 		t.Fatalf("the encoder did not reuse its table: %v", sizes)

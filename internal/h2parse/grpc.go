@@ -37,8 +37,11 @@ func GRPCInfo(ex *exchange.Exchange) (service, method string, status int, ok boo
 		return "", "", -1, false
 	}
 	slash := strings.LastIndexByte(path, '/')
+	if slash <= 1 {
+		return "", "", -1, false
+	}
 	service, method = path[1:slash], path[slash+1:]
-	if service == "" || method == "" {
+	if method == "" {
 		return "", "", -1, false
 	}
 	return service, method, grpcStatus(ex.Response), true
