@@ -9,6 +9,7 @@ import (
 // TLS probe families the engine can attach.
 const (
 	ProbeOpenSSL = "openssl"
+	ProbeGo      = "go"
 	ProbeNone    = "none"
 )
 
@@ -21,8 +22,8 @@ type Config struct {
 	// RingBufferSize is the size in bytes of the kernel-to-agent ring buffer:
 	// a power of two, at least one page.
 	RingBufferSize int `mapstructure:"ring_buffer_size"`
-	// TLSProbes selects the TLS libraries to hook: "openssl", or "none" for
-	// plain sockets only.
+	// TLSProbes selects the TLS libraries to hook: "openssl", "go" (Go's
+	// crypto/tls), or "none" for plain sockets only.
 	TLSProbes []string `mapstructure:"tls_probes"`
 }
 
@@ -31,7 +32,7 @@ func DefaultConfig() Config {
 	return Config{
 		MaxBodyBytes:   64 << 10,
 		RingBufferSize: 16 << 20,
-		TLSProbes:      []string{ProbeOpenSSL},
+		TLSProbes:      []string{ProbeOpenSSL, ProbeGo},
 	}
 }
 
@@ -50,13 +51,13 @@ func (c *Config) Validate() error {
 	}
 	for _, p := range c.TLSProbes {
 		switch p {
-		case ProbeOpenSSL:
+		case ProbeOpenSSL, ProbeGo:
 		case ProbeNone:
 			if len(c.TLSProbes) > 1 {
 				errs = append(errs, errors.New(`tls_probes: "none" cannot be combined with other probes`))
 			}
 		default:
-			errs = append(errs, fmt.Errorf("tls_probes: unknown probe %q (known: %q, %q)", p, ProbeOpenSSL, ProbeNone))
+			errs = append(errs, fmt.Errorf("tls_probes: unknown probe %q (known: %q, %q, %q)", p, ProbeOpenSSL, ProbeGo, ProbeNone))
 		}
 	}
 	return errors.Join(errs...)
