@@ -21,6 +21,8 @@ const (
 	pluginName        = "tlstap"
 	pluginDescription = "HTTP and HTTPS exchanges captured with eBPF (tlstap)"
 	shutdownTimeout   = 15 * time.Second
+	// maxRetainedBuf is the largest encoding buffer kept between collects.
+	maxRetainedBuf = 1 << 20
 )
 
 // plugin is one running tlstap input: the engine, the queue it feeds and the
@@ -82,6 +84,9 @@ func (p *plugin) start(ctx context.Context) error {
 func (p *plugin) collect() []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if cap(p.buf) > maxRetainedBuf {
+		p.buf = nil // a burst's buffer is not kept for ever
+	}
 	p.buf = p.buf[:0]
 	p.queue.drain(func(ex *exchange.Exchange) {
 		b, err := p.enc.appendRecord(p.buf, ex)
