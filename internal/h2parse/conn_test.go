@@ -586,3 +586,36 @@ func TestDirIsHTTPParseDir(t *testing.T) {
 		t.Fatal(c.State())
 	}
 }
+
+// TestGapInFixedFields loses a padded DATA frame's pad length (the padding
+// then counts as body: BodySize may exceed the truth by at most 255) and an
+// RST_STREAM's error code (the stream still ends).
+func TestGapInFixedFields(t *testing.T) {
+	cv := newConv(Egress).start()
+	cv.client(func(p *peer) {
+		p.headers(1, true, getReq("/a")...)
+		p.headers(3, true, getReq("/b")...)
+	})
+	cv.server(func(p *peer) { p.headers(1, false, ":status", "200") })
+	cv.server(func(p *peer) { p.dataPadded(1, true, []byte("hello"), 3) })
+	frame := cv.evs[len(cv.evs)-1].data
+	cv.evs[len(cv.evs)-1].data = frame[:9]
+	cv.gap(Ingress, 1)
+	cv.raw(Ingress, frame[10:])
+	cv.server(func(p *peer) { must(p.fr.WriteRSTStream(3, http2.ErrCodeRefusedStream)) })
+	frame = cv.evs[len(cv.evs)-1].data
+	cv.evs[len(cv.evs)-1].data = frame[:9]
+	cv.gap(Ingress, 4)
+	cv.server(func(p *peer) { p.headers(5, true, ":status", "200") }) // an orphan: no request 5
+	r := runAll(t, Options{MaxBodyBytes: 100}, cv.evs)
+	if len(r.got) != 2 || r.c.Unreliable() || r.c.Stats().Orphans != 1 {
+		t.Fatalf("%d exchanges, %+v", len(r.got), r.c.Stats())
+	}
+	a, b := r.got[0], r.got[1]
+	if a.Flags != exchange.Incomplete || a.Response.BodySize != 8 || a.Response.Body != nil {
+		t.Fatalf("a: %s", dump(a))
+	}
+	if b.Request.Target != "/b" || b.Flags != exchange.Incomplete|exchange.NoResponse || b.Reset != nil {
+		t.Fatalf("b: %s", dump(b))
+	}
+}

@@ -46,7 +46,8 @@
 // exchange is flagged Incomplete; inside a header block the direction's HPACK
 // state becomes unreliable. A gap that crosses a frame boundary loses frame
 // sync and the direction stops being parsed (frame boundaries cannot be found
-// again reliably). Unreliable reports both cases; Stats counts the effects:
+// again reliably). A gap that swallows a padded DATA frame's pad length makes
+// the padding count as body (BodySize over by at most 255). Unreliable reports both cases; Stats counts the effects:
 //
 //   - a request whose header block could not be decoded is dropped
 //     (Stats.Dropped): without method and path it cannot be reported;
@@ -59,7 +60,8 @@
 //
 // Skip (bytes left uncaptured on purpose) inside a DATA payload whose body
 // capture already reached MaxBodyBytes is only counted; anywhere else it is a
-// gap.
+// gap. A read that holds several frames and is cut by the capture cap loses
+// frame sync like any gap: HTTP/2 needs whole reads captured.
 //
 // gRPC needs nothing special: Body keeps the length-prefixed messages as sent
 // (see GRPCMessages), grpc-status and grpc-message arrive in Response.Trailers
