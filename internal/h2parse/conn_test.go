@@ -619,3 +619,21 @@ func TestGapInFixedFields(t *testing.T) {
 		t.Fatalf("b: %s", dump(b))
 	}
 }
+
+func TestLooksLikeServerStart(t *testing.T) {
+	p := newPeer()
+	must(p.fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 100}))
+	set := p.take()
+	must(p.fr.WriteSettingsAck())
+	ack := p.take()
+	p.headers(1, true, ":status", "200")
+	hdr := p.take()
+	for _, tc := range []struct {
+		in   []byte
+		want bool
+	}{{set, true}, {set[:9], true}, {set[:8], false}, {ack, false}, {hdr, false}, {[]byte("HTTP/1.1 200 OK\r\n"), false}} {
+		if got := LooksLikeServerStart(tc.in); got != tc.want {
+			t.Errorf("LooksLikeServerStart(%q) = %v", tc.in, got)
+		}
+	}
+}

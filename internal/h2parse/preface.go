@@ -14,10 +14,15 @@ func LooksLikePreface(b []byte) bool {
 	return n > 0 && string(b[:n]) == clientPreface[:n]
 }
 
-// looksLikeServerStart reports whether a frame header can open the server's
-// side of a connection: a SETTINGS frame on stream 0, not an ACK, whose
-// length is a whole number of settings of a plausible count.
-func looksLikeServerStart(h []byte) bool {
+// LooksLikeServerStart reports whether b can open the server's side of an
+// HTTP/2 connection: it starts with (at least 9 bytes of) a SETTINGS frame
+// header on stream 0, not an ACK, whose length is a whole number of settings
+// of a plausible count. The engine can use it when the server's bytes are
+// seen before the client preface.
+func LooksLikeServerStart(h []byte) bool {
+	if len(h) < frameHeaderLen {
+		return false
+	}
 	length := uint32(h[0])<<16 | uint32(h[1])<<8 | uint32(h[2])
 	return h[3] == frameSettings && h[4]&flagAck == 0 &&
 		binary.BigEndian.Uint32(h[5:])&streamMask == 0 &&
@@ -49,7 +54,7 @@ func (c *Conn) detect(s *side, data []byte, ts int64) {
 			c.replay(o)
 		}
 	case len(b) < frameHeaderLen:
-	case !looksLikeServerStart(b) || len(b) > c.opts.MaxHeaderListBytes+detectSlack:
+	case !LooksLikeServerStart(b) || len(b) > c.opts.MaxHeaderListBytes+detectSlack:
 		c.notHTTP2()
 	}
 }
