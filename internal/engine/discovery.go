@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tlstap/tlstap/internal/exchange"
+	"github.com/tlstap/tlstap/internal/goinfo"
 	"github.com/tlstap/tlstap/internal/procscan"
 )
 
@@ -89,6 +91,10 @@ type discoverer struct {
 	procs  *procCache
 	stats  *counters
 	work   chan notification
+	goBins *goinfo.Cache
+	// notGo remembers executables that are not Go TLS programs, so the
+	// exec of a shell or coreutil costs one stat.
+	notGo map[fileID]struct{}
 }
 
 // notification asks the discoverer to look at a process again.
@@ -127,6 +133,9 @@ func (d *discoverer) initial() {
 }
 
 func (d *discoverer) attachProcess(pid uint32) {
+	if d.cfg.probeEnabled(ProbeGo) {
+		d.attachGo(pid)
+	}
 	if !d.cfg.probeEnabled(ProbeOpenSSL) {
 		return
 	}
@@ -194,5 +203,47 @@ func (d *discoverer) notify(n notification) {
 	case d.work <- n:
 	default:
 		d.stats.discoveryDropped.Add(1)
+	}
+}
+
+// attachGo hooks crypto/tls when the process's executable is a Go program
+// that links it. /proc/<pid>/exe reaches the file in any mount namespace.
+func (d *discoverer) attachGo(pid uint32) {
+	exe := fmt.Sprintf("/proc/%d/exe", pid)
+	id, err := statID(exe)
+	if err != nil {
+		return
+	}
+	if _, ok := d.notGo[id]; ok || d.kern.attached(id) {
+		return
+	}
+	info, err := d.goBins.Inspect(exe)
+	if err != nil {
+		if errors.Is(err, goinfo.ErrNotGo) || errors.Is(err, goinfo.ErrNoTLS) || errors.Is(err, goinfo.ErrUnsupported) {
+			if len(d.notGo) > 65536 {
+				clear(d.notGo)
+			}
+			d.notGo[id] = struct{}{}
+			if errors.Is(err, goinfo.ErrUnsupported) {
+				d.logger.Warn("Go executable not supported", zap.Uint32("pid", pid), zap.Error(err))
+			}
+			return
+		}
+		d.logger.Debug("cannot inspect Go executable", zap.Uint32("pid", pid), zap.Error(err))
+		return
+	}
+	if info.OffsetsNearest() {
+		d.logger.Warn("unknown Go version: using the nearest known struct layout", zap.Uint32("pid", pid),
+			zap.String("go", info.GoVersion), zap.String("layout", info.OffsetsFrom))
+	}
+	n, err := d.kern.attachGo(exe, id, info)
+	if err != nil {
+		d.stats.attachErrors.Add(1)
+		d.logger.Warn("cannot hook Go crypto/tls", zap.Uint32("pid", pid), zap.Error(err))
+		return
+	}
+	if n > 0 {
+		d.logger.Info("hooked Go crypto/tls", zap.Uint32("pid", pid), zap.String("go", info.GoVersion),
+			zap.String("functions", info.FuncsFrom), zap.String("layout", info.OffsetsFrom), zap.Int("probes", n))
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	tlsbpf "github.com/tlstap/tlstap/bpf"
 	"github.com/tlstap/tlstap/internal/exchange"
+	"github.com/tlstap/tlstap/internal/goinfo"
 	"github.com/tlstap/tlstap/internal/httpparse"
 	"github.com/tlstap/tlstap/internal/procscan"
 )
@@ -98,7 +99,8 @@ func (e *Engine) Start(ctx context.Context) error {
 
 	scan := procscan.New("/proc")
 	procs := newProcCache(scan)
-	disc := &discoverer{logger: e.logger, cfg: e.cfg, scan: scan, kern: kern, procs: procs, stats: &e.stats, work: make(chan notification, discoveryCap)}
+	disc := &discoverer{logger: e.logger, cfg: e.cfg, scan: scan, kern: kern, procs: procs, stats: &e.stats,
+		work: make(chan notification, discoveryCap), goBins: goinfo.NewCache(), notGo: map[fileID]struct{}{}}
 	disc.initial()
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -178,7 +180,7 @@ func (e *Engine) emit(s *stream, ex *exchange.Exchange, procs *procCache) {
 		ID:     s.id,
 		Local:  s.local,
 		Remote: s.remote,
-		TLS:    s.source == tlsbpf.SrcOpenSSL,
+		TLS:    s.source == tlsbpf.SrcOpenSSL || s.source == tlsbpf.SrcGoTLS,
 		Source: sourceName(s.source),
 	}
 	var first, last int64
@@ -210,6 +212,8 @@ func sourceName(src uint8) string {
 	switch src {
 	case tlsbpf.SrcOpenSSL:
 		return ProbeOpenSSL
+	case tlsbpf.SrcGoTLS:
+		return ProbeGo
 	case tlsbpf.SrcSocket:
 		return "socket"
 	}

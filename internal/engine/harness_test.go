@@ -255,3 +255,21 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	}
 	return p
 }
+
+// waitHooked waits until the engine has attached its probes to the file at
+// path: a statically linked program gives the agent no library load to
+// notice, only its exec, and may serve before the attach completes.
+func (c *capture) waitHooked(t *testing.T, path string) {
+	t.Helper()
+	id, err := statID(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.eng.kern.attached(id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not hooked after 10 s", path)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	tlsbpf "github.com/tlstap/tlstap/bpf"
 	"github.com/tlstap/tlstap/internal/attachpoint"
+	"github.com/tlstap/tlstap/internal/goinfo"
 )
 
 // tracepointProgs maps each tracepoint program to its "group/name". Programs
@@ -103,6 +104,7 @@ type kernel struct {
 	mu       sync.Mutex
 	uprobes  map[fileID][]link.Link
 	nUprobes int
+	goSlots  uint32 // go_layouts entries in use
 }
 
 // fileID identifies an attached file: uprobes live on inodes.
@@ -111,7 +113,7 @@ type fileID struct{ dev, ino uint64 }
 // checkHost returns a precise error when this host cannot run the agent.
 func checkHost() error {
 	if os.Geteuid() != 0 {
-		return errors.New("tlstap must run as root (it loads eBPF programs and attaches uprobes); run the collector with sudo or as root")
+		return errors.New("tlstap must run as root (it loads eBPF programs and attaches uprobes)")
 	}
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
 		return fmt.Errorf("kernel BTF not available (%v): tlstap needs a kernel built with CONFIG_DEBUG_INFO_BTF=y", err)
@@ -228,6 +230,69 @@ func callCap(maxBody int) uint32 {
 		c = tlsbpf.MaxCallBytes
 	}
 	return uint32(c)
+}
+
+// attachGo hooks crypto/tls in one Go executable: Write at its entry (the
+// data is known there), Read at its entry and on every RET (never
+// uretprobes on Go: moving stacks corrupt them). The binary's struct layout
+// goes into the go_layouts slot its probes carry as attach cookie.
+func (k *kernel) attachGo(path string, id fileID, info goinfo.Info) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.uprobes[id]; ok {
+		return 0, nil
+	}
+	if len(info.Read.Returns) == 0 || info.Read.Entry == 0 || info.Write.Entry == 0 {
+		return 0, fmt.Errorf("attach Go TLS probes to %s: functions not located", path)
+	}
+	if k.goSlots >= tlsbpf.MaxGoBinaries {
+		return 0, fmt.Errorf("attach Go TLS probes to %s: more than %d distinct Go binaries", path, tlsbpf.MaxGoBinaries)
+	}
+	slot := k.goSlots
+	layout := tlsbpf.GoOffsets{
+		ConnConn:  info.Offsets.ConnConn,
+		TcpconnFd: info.Offsets.TCPConnFD,
+		NetfdPfd:  info.Offsets.NetFDPfd,
+		PfdSysfd:  info.Offsets.PfdSysfd,
+	}
+	if err := k.maps.Maps["go_layouts"].Put(slot, layout); err != nil {
+		return 0, fmt.Errorf("store Go layout for %s: %w", path, err)
+	}
+	ex, err := link.OpenExecutable(path)
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", path, err)
+	}
+	var links []link.Link
+	var errs []error
+	attach := func(prog string, off uint64) {
+		p := k.progs[prog]
+		if p == nil {
+			errs = append(errs, fmt.Errorf("%s not loaded", prog))
+			return
+		}
+		l, err := ex.Uprobe("", p, &link.UprobeOptions{Address: off, Cookie: uint64(slot)})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s at %#x: %w", prog, off, err))
+			return
+		}
+		links = append(links, l)
+	}
+	attach("go_tls_write", info.Write.Entry)
+	attach("go_tls_read_enter", info.Read.Entry)
+	for _, r := range info.Read.Returns {
+		attach("go_tls_read_ret", r)
+	}
+	if len(errs) > 0 {
+		// Half-attached Read would leak per-goroutine state: all or nothing.
+		for _, l := range links {
+			l.Close()
+		}
+		return 0, fmt.Errorf("attach Go TLS probes to %s: %w", path, errors.Join(errs...))
+	}
+	k.goSlots++
+	k.uprobes[id] = links
+	k.nUprobes += len(links)
+	return len(links), nil
 }
 
 // attachOpenSSL hooks the OpenSSL build in the file at path. It is

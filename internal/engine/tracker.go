@@ -77,7 +77,7 @@ func (t *tracker) data(r *record) {
 	if r.remote.IsValid() {
 		s.local, s.remote = r.local, r.remote
 	}
-	if r.source == tlsbpf.SrcOpenSSL && r.fd >= 0 && !s.indexed {
+	if r.source != tlsbpf.SrcSocket && r.fd >= 0 && !s.indexed {
 		// The fd of an SSL stream is learnt from its first nested syscall.
 		s.fd, s.indexed = r.fd, true
 		addIndex(t.sslByFD, fdKey{r.tgid, r.fd}, s.id)

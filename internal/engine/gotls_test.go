@@ -1,0 +1,152 @@
+package engine
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tlstap/tlstap/internal/exchange"
+)
+
+// goToolchains is the Go TLS test matrix: one toolchain per minor release
+// the agent supports, fetched through the module proxy, plus the local one.
+var goToolchains = []string{"go1.20.14", "go1.21.13", "go1.22.12", "go1.23.12", "go1.24.13", "go1.25.14", "local"}
+
+var goBuilds struct {
+	sync.Mutex
+	dir  string
+	bins map[string]string
+}
+
+// goBinary builds testdata/gotls with a toolchain, once per test run.
+func goBinary(t *testing.T, toolchain string, stripped bool) string {
+	t.Helper()
+	goBuilds.Lock()
+	defer goBuilds.Unlock()
+	key := fmt.Sprintf("%s-%v", toolchain, stripped)
+	if p, ok := goBuilds.bins[key]; ok {
+		return p
+	}
+	if goBuilds.dir == "" {
+		d, err := os.MkdirTemp("", "tlstap-gotls-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		goBuilds.dir, goBuilds.bins = d, map[string]string{}
+		src, err := os.ReadFile("testdata/gotls/main.go")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(d, "main.go"), src, 0o644)
+		os.WriteFile(filepath.Join(d, "go.mod"), []byte("module gotls\n\ngo 1.20\n"), 0o644)
+	}
+	out := filepath.Join(goBuilds.dir, "gotls-"+key)
+	args := []string{"build", "-o", out}
+	if stripped {
+		args = append(args, "-ldflags=-s -w", "-trimpath")
+	}
+	cmd := exec.Command("go", append(args, ".")...)
+	cmd.Dir = goBuilds.dir
+	cmd.Env = append(os.Environ(), "GOTOOLCHAIN="+toolchain, "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build with %s: %v\n%s", toolchain, err, b)
+	}
+	goBuilds.bins[key] = out
+	return out
+}
+
+// TestGoTLS runs, for every toolchain, plain and stripped: a Go HTTPS server
+// hit by curl (both sides captured: curl through OpenSSL, the server
+// through crypto/tls), and a Go client doing 25 requests on one
+// keep-alive connection plus a 1 MiB download.
+func TestGoTLS(t *testing.T) {
+	c := startCapture(t, DefaultConfig())
+	files, _ := makeCert(t)
+	for _, tc := range goToolchains {
+		for _, stripped := range []bool{false, true} {
+			name := tc
+			if stripped {
+				name += "-stripped"
+			}
+			t.Run(name, func(t *testing.T) {
+				bin := goBinary(t, tc, stripped)
+				port := freePort(t)
+				server := background(t, t.TempDir(), bin, "server", fmt.Sprintf("127.0.0.1:%d", port), files.cert, files.key)
+				waitPort(t, port)
+				c.waitHooked(t, bin)
+
+				// curl -> Go server.
+				pid, out := run(t, "curl", "-sk", "-H", "X-Curl: 1", fmt.Sprintf("https://127.0.0.1:%d/r/7", port))
+				if string(out) != "reply 7" {
+					t.Fatalf("curl got %q", out)
+				}
+				cl := c.wait(t, pid, 1)[0]
+				if cl.Response == nil || string(cl.Response.Body) != "reply 7" {
+					t.Errorf("curl side %+v", cl.Response)
+				}
+				sv := c.wait(t, server.Process.Pid, 1)[0]
+				checkGoExchange(t, sv, exchange.RoleServer, "/r/7", "reply 7")
+				if header(sv.Request, "X-Curl") != "1" || header(sv.Response, "X-Go-Server") != "yes" {
+					t.Errorf("server side headers: %+v / %+v", sv.Request.Headers, sv.Response.Headers)
+				}
+				if sv.Conn.Local.Port() != uint16(port) || sv.Conn.Remote.Port() != cl.Conn.Local.Port() {
+					t.Errorf("server side ports local=%v remote=%v (curl local %v)", sv.Conn.Local, sv.Conn.Remote, cl.Conn.Local)
+				}
+				if sv.Process.ExePath != bin {
+					t.Errorf("server exe %q, want %q", sv.Process.ExePath, bin)
+				}
+
+				// Go client -> Go server: 25 requests on one connection.
+				const n = 25
+				cpid, cout := run(t, bin, "client", fmt.Sprintf("https://127.0.0.1:%d/r", port), strconv.Itoa(n))
+				if strings.TrimSpace(string(cout)) == "" {
+					t.Fatalf("client printed nothing")
+				}
+				exs := c.wait(t, cpid, n)
+				for i, ex := range exs[:n] {
+					checkGoExchange(t, ex, exchange.RoleClient, fmt.Sprintf("/r/%d", i+1), fmt.Sprintf("reply %d", i+1))
+					if ex.Conn.ID != exs[0].Conn.ID {
+						t.Errorf("exchange %d on connection %d, want %d", i, ex.Conn.ID, exs[0].Conn.ID)
+					}
+					if header(ex.Request, "X-Go-Client") != "yes" || ex.Conn.Remote.Port() != uint16(port) {
+						t.Errorf("client exchange %d: headers %v remote %v", i, ex.Request.Headers, ex.Conn.Remote)
+					}
+				}
+
+				// 1 MiB response to a Go client.
+				bpid, _ := run(t, bin, "client", fmt.Sprintf("https://127.0.0.1:%d/big", port), "1")
+				big := c.wait(t, bpid, 1)[0]
+				if big.Response == nil || big.Response.BodySize != 1<<20 || len(big.Response.Body) != 64<<10 {
+					t.Fatalf("1 MiB response: %+v", big.Response)
+				}
+				want := make([]byte, 64<<10)
+				for i := range want {
+					want[i] = byte('a' + (i*7+i/26)%26)
+				}
+				if !bytes.Equal(big.Response.Body, want) || big.Flags != exchange.ResponseTruncated {
+					t.Errorf("1 MiB response body differs or flags %v", big.Flags.Names())
+				}
+			})
+		}
+	}
+}
+
+func checkGoExchange(t *testing.T, ex *exchange.Exchange, role exchange.Role, target, body string) {
+	t.Helper()
+	if ex.Role != role || ex.Request == nil || ex.Request.Method != "GET" || ex.Request.Target != target {
+		t.Errorf("exchange %v %+v, want %v GET %s", ex.Role, ex.Request, role, target)
+		return
+	}
+	if ex.Response == nil || ex.Response.StatusCode != 200 || string(ex.Response.Body) != body {
+		t.Errorf("%s: response %+v, want 200 %q", target, ex.Response, body)
+	}
+	if !ex.Conn.TLS || ex.Conn.Source != "go" || ex.Flags != 0 {
+		t.Errorf("%s: conn %+v flags %v", target, ex.Conn, ex.Flags.Names())
+	}
+}
