@@ -5,6 +5,7 @@ import (
 
 	tlsbpf "github.com/tlstap/tlstap/bpf"
 	"github.com/tlstap/tlstap/internal/exchange"
+	"github.com/tlstap/tlstap/internal/h2parse"
 	"github.com/tlstap/tlstap/internal/httpparse"
 )
 
@@ -19,9 +20,17 @@ type stream struct {
 	remote   netip.AddrPort
 	next     [2]uint64 // expected position per direction
 	started  [2]bool
-	lastSeen int64 // kernel ns
-	indexed  bool  // SSL stream entered in sslByFD
-	parser   *httpparse.Conn
+	lastSeen int64  // kernel ns
+	indexed  bool   // SSL stream entered in sslByFD
+	parser   parser // chosen from the first payload: HTTP/2 or HTTP/1
+}
+
+// parser is what httpparse.Conn and h2parse.Conn have in common.
+type parser interface {
+	Feed(dir httpparse.Dir, data []byte, ts int64)
+	Gap(dir httpparse.Dir, n int64, ts int64)
+	Skip(dir httpparse.Dir, n int64, ts int64)
+	Close(ts int64)
 }
 
 type fdKey struct {
@@ -32,6 +41,7 @@ type fdKey struct {
 // tracker owns every stream. It is used only from the pipeline goroutine.
 type tracker struct {
 	opts    httpparse.Options
+	h2opts  h2parse.Options
 	maxConn int
 	emit    func(*stream, *exchange.Exchange)
 	stats   *counters
@@ -46,6 +56,7 @@ type tracker struct {
 func newTracker(opts httpparse.Options, maxConn int, stats *counters, emit func(*stream, *exchange.Exchange)) *tracker {
 	return &tracker{
 		opts:    opts,
+		h2opts:  h2parse.Options{MaxBodyBytes: opts.MaxBodyBytes},
 		maxConn: maxConn,
 		emit:    emit,
 		stats:   stats,
@@ -64,7 +75,6 @@ func (t *tracker) get(r *record) *stream {
 		t.evictOldest()
 	}
 	s = &stream{id: r.connID, tgid: r.tgid, fd: r.fd, source: r.source}
-	s.parser = httpparse.NewConn(t.opts, func(ex *exchange.Exchange) { t.emit(s, ex) })
 	t.streams[r.connID] = s
 	addIndex(t.byTGID, r.tgid, s.id)
 	return s
@@ -99,7 +109,9 @@ func (t *tracker) data(r *record) {
 	switch {
 	case pos > s.next[dir]:
 		t.stats.streamGaps.Add(1)
-		s.parser.Gap(pdir, int64(pos-s.next[dir]), r.ts)
+		if s.parser != nil {
+			s.parser.Gap(pdir, int64(pos-s.next[dir]), r.ts)
+		}
 	case pos < s.next[dir]:
 		// Overlap (concurrent writers on one socket): drop what was seen.
 		over := s.next[dir] - pos
@@ -114,6 +126,12 @@ func (t *tracker) data(r *record) {
 		length -= over
 	}
 	s.next[dir] = pos + uint64(r.len)
+	if s.parser == nil {
+		if len(payload) == 0 {
+			return // nothing to judge the protocol by: wait for bytes
+		}
+		t.choose(s, payload)
+	}
 	if len(payload) > 0 {
 		s.parser.Feed(pdir, payload, r.ts)
 	}
@@ -122,6 +140,18 @@ func (t *tracker) data(r *record) {
 		// were not copied on purpose.
 		s.parser.Skip(pdir, int64(missing), r.ts)
 	}
+}
+
+// choose picks the parser from a stream's first bytes: the HTTP/2 client
+// preface (or a server's SETTINGS frame seen first) means HTTP/2 — TLS with
+// ALPN h2 or cleartext h2c with prior knowledge; anything else is HTTP/1.
+func (t *tracker) choose(s *stream, first []byte) {
+	emit := func(ex *exchange.Exchange) { t.emit(s, ex) }
+	if h2parse.LooksLikePreface(first) || h2parse.LooksLikeServerStart(first) {
+		s.parser = h2parse.NewConn(t.h2opts, emit)
+		return
+	}
+	s.parser = httpparse.NewConn(t.opts, emit)
 }
 
 // closeConn ends a stream and, for a socket, the SSL streams riding on it.
@@ -180,7 +210,9 @@ func (t *tracker) finish(s *stream, ts int64) {
 	if s.indexed {
 		removeIndex(t.sslByFD, fdKey{s.tgid, s.fd}, s.id)
 	}
-	s.parser.Close(ts)
+	if s.parser != nil {
+		s.parser.Close(ts)
+	}
 }
 
 // closeAll ends every stream (shutdown).

@@ -23,6 +23,12 @@ const (
 	KeyUserAgentOriginal         = "user_agent.original"
 	KeyErrorType                 = "error.type"
 
+	// RPC semantic conventions, for gRPC exchanges.
+	KeyRPCSystem         = "rpc.system"
+	KeyRPCService        = "rpc.service"
+	KeyRPCMethod         = "rpc.method"
+	KeyRPCGRPCStatusCode = "rpc.grpc.status_code"
+
 	// Log-record-only keys. The header keys are prefixes followed by the
 	// lowercased header name.
 	KeyHTTPRequestHeaderPrefix  = "http.request.header."

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tlstap/tlstap/internal/exchange"
+	"github.com/tlstap/tlstap/internal/h2parse"
 )
 
 // TraceID and SpanID are W3C trace context identifiers.
@@ -199,6 +200,20 @@ func Map(ex *exchange.Exchange, opts Options) Record {
 		attrs = append(attrs, Int(KeyHTTPResponseBodySize, resp.BodySize))
 	}
 	errType, isErr := errorType(ex)
+	if svc, m, code, ok := h2parse.GRPCInfo(ex); ok {
+		// gRPC: RPC conventions on top of the HTTP ones; the span is named
+		// after the RPC, and its status follows grpc-status, not :status.
+		span.Name = svc + "/" + m
+		attrs = append(attrs, String(KeyRPCSystem, "grpc"), String(KeyRPCService, svc), String(KeyRPCMethod, m))
+		if code >= 0 {
+			attrs = append(attrs, Int(KeyRPCGRPCStatusCode, int64(code)))
+			if grpcError(code, ex.Role) {
+				errType, isErr = strconv.Itoa(code), true
+			} else if resp != nil && resp.StatusCode < 400 {
+				errType, isErr = "", false
+			}
+		}
+	}
 	if errType != "" {
 		attrs = append(attrs, String(KeyErrorType, errType))
 	}
@@ -341,6 +356,22 @@ func errorType(ex *exchange.Exchange) (string, bool) {
 		return "no_response", true
 	}
 	return "", false
+}
+
+// grpcError applies the RPC conventions: every non-OK code is an error on a
+// client span; on a server span only the codes that mean a server fault.
+func grpcError(code int, role exchange.Role) bool {
+	if code == 0 {
+		return false
+	}
+	if role != exchange.RoleServer {
+		return true
+	}
+	switch code {
+	case 2, 4, 12, 13, 14, 15: // Unknown, DeadlineExceeded, Unimplemented, Internal, Unavailable, DataLoss
+		return true
+	}
+	return false
 }
 
 func protocolVersion(req, resp *exchange.Message) string {

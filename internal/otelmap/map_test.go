@@ -523,3 +523,26 @@ func TestAttributesMap(t *testing.T) {
 	m := Attributes{String("a", "x"), Int("b", 2), Bool("c", true), Bytes("d", []byte{1}), Strings("e", []string{"y"})}.Map()
 	assert.Equal(t, map[string]any{"a": "x", "b": int64(2), "c": true, "d": []byte{1}, "e": []string{"y"}}, m)
 }
+
+func TestGRPC(t *testing.T) {
+	ex := clientExchange()
+	ex.Request.Proto, ex.Request.Method, ex.Request.Target = "HTTP/2", "POST", "/grpc.health.v1.Health/Check"
+	ex.Request.Headers = []exchange.Header{{Name: ":authority", Value: "svc:50051"}, {Name: "content-type", Value: "application/grpc"}}
+	ex.Response.StatusCode = 200
+	ex.Response.Trailers = []exchange.Header{{Name: "grpc-status", Value: "5"}, {Name: "grpc-message", Value: "unknown service"}}
+	r := Map(ex, fixedIDs())
+	assert.Equal(t, "grpc.health.v1.Health/Check", r.Span.Name)
+	for k, want := range map[string]any{"rpc.system": "grpc", "rpc.service": "grpc.health.v1.Health", "rpc.method": "Check"} {
+		v, ok := r.Span.Attributes.Get(k)
+		assert.True(t, ok, k)
+		assert.Equal(t, want, v.Str, k)
+	}
+	code, _ := r.Span.Attributes.Get("rpc.grpc.status_code")
+	assert.Equal(t, int64(5), code.Int)
+	assert.Equal(t, StatusError, r.Span.Status, "NOT_FOUND is an error on a client span")
+
+	ex.Role = exchange.RoleServer
+	assert.Equal(t, StatusUnset, Map(ex, fixedIDs()).Span.Status, "NOT_FOUND is not a server fault")
+	ex.Response.Trailers[0].Value = "13"
+	assert.Equal(t, StatusError, Map(ex, fixedIDs()).Span.Status, "INTERNAL is a server fault")
+}

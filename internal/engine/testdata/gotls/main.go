@@ -2,6 +2,7 @@
 // It must compile with Go 1.20: no newer language features or APIs.
 //
 //	gotls server ADDR CERT KEY      HTTPS server (HTTP/1.1): /r/N -> "reply N", /big/N -> 1 MiB
+//	gotls h2server ADDR CERT KEY    the same with HTTP/2 enabled (ALPN h2)
 //	gotls client URL N              N GETs of URL/N on one keep-alive connection
 package main
 
@@ -18,7 +19,9 @@ import (
 func main() {
 	switch os.Args[1] {
 	case "server":
-		server(os.Args[2], os.Args[3], os.Args[4])
+		server(os.Args[2], os.Args[3], os.Args[4], false)
+	case "h2server":
+		server(os.Args[2], os.Args[3], os.Args[4], true)
 	case "client":
 		n, _ := strconv.Atoi(os.Args[3])
 		client(os.Args[2], n)
@@ -33,7 +36,7 @@ func big() []byte {
 	return b
 }
 
-func server(addr, cert, key string) {
+func server(addr, cert, key string, h2 bool) {
 	payload := big()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/r/", func(w http.ResponseWriter, r *http.Request) {
@@ -44,9 +47,10 @@ func server(addr, cert, key string) {
 		w.Header().Set("Content-Length", strconv.Itoa(len(payload)))
 		w.Write(payload)
 	})
-	srv := &http.Server{Addr: addr, Handler: mux,
-		// HTTP/1.1 only: these tests are about the TLS hooks.
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
+	srv := &http.Server{Addr: addr, Handler: mux}
+	if !h2 {
+		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+	}
 	if err := srv.ListenAndServeTLS(cert, key); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
