@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tlstap/tlstap/internal/exchange"
+	"github.com/tlstap/tlstap/internal/goinfo"
 )
 
 // goToolchains is the Go TLS test matrix: one toolchain per minor release
@@ -148,5 +149,23 @@ func checkGoExchange(t *testing.T, ex *exchange.Exchange, role exchange.Role, ta
 	}
 	if !ex.Conn.TLS || ex.Conn.Source != "go" || ex.Flags != 0 {
 		t.Errorf("%s: conn %+v flags %v", target, ex.Conn, ex.Flags.Names())
+	}
+}
+
+// The Go entry probes go on the emulated `push rbp` after the stack check,
+// not on the single-stepped first instruction, for every toolchain.
+func TestGoEntryPlacement(t *testing.T) {
+	for _, tc := range []string{"go1.20.14", "local"} {
+		bin := goBinary(t, tc, true)
+		info, err := goinfo.Inspect(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, f := range map[string]goinfo.Func{"Read": info.Read, "Write": info.Write} {
+			got := goEntry(bin, f.Entry)
+			if got == f.Entry || got > f.Entry+24 {
+				t.Errorf("%s %s: probe at entry+%d, want just after the stack check", tc, name, got-f.Entry)
+			}
+		}
 	}
 }
