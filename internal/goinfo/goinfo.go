@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // Names of the hooked functions.
@@ -163,18 +164,23 @@ func inspect(path string, opt options) (Info, error) {
 		return info, fmt.Errorf("goinfo: %s: %s: %w", path, WriteSymbol, err)
 	}
 
-	if !opt.forceTable {
-		if off, ok, err := dwarfOffsets(f); err == nil && ok {
-			info.Offsets, info.OffsetsFrom = off, "dwarf"
-		}
-	}
-	if info.OffsetsFrom == "" {
-		off, from, ok := TableOffsets(info.GoVersion)
-		if !ok {
-			return info, fmt.Errorf("goinfo: %s: %w: no struct offsets for %s", path, ErrUnsupported, info.GoVersion)
-		}
+	// The table entry of a known release was read from that release's own
+	// DWARF, and reading a binary's (compressed) DWARF costs ~135 ms on
+	// the path from exec to hooked, against ~4 ms for the rest: DWARF is
+	// read only for releases the table does not know exactly.
+	off, from, known := TableOffsets(info.GoVersion)
+	if known && (opt.forceTable || !strings.HasPrefix(from, "nearest:")) {
 		info.Offsets, info.OffsetsFrom = off, from
+		return info, nil
 	}
+	if d, ok, err := dwarfOffsets(f); err == nil && ok {
+		info.Offsets, info.OffsetsFrom = d, "dwarf"
+		return info, nil
+	}
+	if !known {
+		return info, fmt.Errorf("goinfo: %s: %w: no struct offsets for %s", path, ErrUnsupported, info.GoVersion)
+	}
+	info.Offsets, info.OffsetsFrom = off, from
 	return info, nil
 }
 
