@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/tlstap/tlstap/internal/policy"
 )
 
 // TLS probe families the engine can attach.
@@ -25,6 +27,10 @@ type Config struct {
 	// TLSProbes selects the TLS libraries to hook: "openssl", "go" (Go's
 	// crypto/tls), or "none" for plain sockets only.
 	TLSProbes []string `mapstructure:"tls_probes"`
+	// Policy holds filters, sampling, redaction and the body policy. Its
+	// keys (filters, sampling, redaction, bodies, span_headers) sit at the
+	// top level next to the keys above; see policy.Config.
+	Policy policy.Config `mapstructure:",squash"`
 }
 
 // DefaultConfig returns the defaults documented in the README.
@@ -33,6 +39,7 @@ func DefaultConfig() Config {
 		MaxBodyBytes:   64 << 10,
 		RingBufferSize: 16 << 20,
 		TLSProbes:      []string{ProbeOpenSSL, ProbeGo},
+		Policy:         policy.DefaultConfig(),
 	}
 }
 
@@ -59,6 +66,9 @@ func (c *Config) Validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("tls_probes: unknown probe %q (known: %q, %q, %q)", p, ProbeOpenSSL, ProbeGo, ProbeNone))
 		}
+	}
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

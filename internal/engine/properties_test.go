@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tlstap/tlstap/internal/policy"
 )
 
 func TestConfigFromProperties(t *testing.T) {
@@ -27,6 +31,89 @@ func TestConfigFromProperties(t *testing.T) {
 		})
 		if err == nil || !strings.Contains(err.Error(), key+":") {
 			t.Errorf("%s=%q: error %v does not name the field", key, bad, err)
+		}
+	}
+}
+
+func TestConfigFromPropertiesPolicy(t *testing.T) {
+	props := map[string]string{
+		"include_executables":     "curl, /usr/bin/*",
+		"include_ports":           "443,8443",
+		"exclude_pids":            "1 2",
+		"exclude_hosts":           "10.0.0.0/8",
+		"direction":               "Egress",
+		"loopback":                "off",
+		"sampling_ratio":          "0.5",
+		"sampling_per_host":       "api.example.com=0.1,*.internal=0",
+		"redact_headers":          "authorization,cookie",
+		"redact_extra_headers":    "x-secret",
+		"redact_query_parameters": "none",
+		"redact_url_credentials":  "false",
+		"redact_body_patterns":    "card",
+		"redact_body_pattern_1":   `ssn=\b\d{3}-\d{2}-\d{4}\b`,
+		"redact_body_pattern_3":   `pin=pin=\d{4}`, // '=' inside the regex is kept
+		"capture_bodies":          "no",
+		"body_content_types":      "application/json text/*",
+		"span_request_headers":    "content-type",
+		"span_response_headers":   "server",
+	}
+	cfg, err := ConfigFromProperties(func(k string) string { return props[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Policy
+	f := p.Filters
+	if strings.Join(f.Include.Executables, "|") != "curl|/usr/bin/*" || fmt.Sprint(f.Include.Ports) != "[443 8443]" ||
+		fmt.Sprint(f.Exclude.PIDs) != "[1 2]" || f.Exclude.Hosts[0] != "10.0.0.0/8" || f.Direction != "egress" || f.Loopback {
+		t.Errorf("filters %+v", f)
+	}
+	if p.Sampling.Ratio != 0.5 || p.Sampling.PerHost["api.example.com"] != 0.1 || p.Sampling.PerHost["*.internal"] != 0 || len(p.Sampling.PerHost) != 2 {
+		t.Errorf("sampling %+v", p.Sampling)
+	}
+	r := p.Redaction
+	if strings.Join(r.Headers, ",") != "authorization,cookie" || r.ExtraHeaders[0] != "x-secret" || r.QueryParameters == nil ||
+		len(r.QueryParameters) != 0 || r.URLCredentials || len(r.BodyPatterns) != 1 || r.BodyPatterns[0].Name != "card" || !r.BodyPatterns[0].Luhn {
+		t.Errorf("redaction %+v", r)
+	}
+	if len(r.ExtraBodyPatterns) != 2 || r.ExtraBodyPatterns[0] != (policy.BodyPattern{Name: "ssn", Regex: `\b\d{3}-\d{2}-\d{4}\b`}) ||
+		r.ExtraBodyPatterns[1] != (policy.BodyPattern{Name: "pin", Regex: `pin=\d{4}`}) {
+		t.Errorf("extra patterns %+v", r.ExtraBodyPatterns)
+	}
+	if p.Bodies.Capture || strings.Join(p.Bodies.ContentTypes, ",") != "application/json,text/*" ||
+		p.SpanHeaders.Request[0] != "content-type" || p.SpanHeaders.Response[0] != "server" {
+		t.Errorf("bodies %+v span %+v", p.Bodies, p.SpanHeaders)
+	}
+
+	// Absent properties: the policy defaults.
+	def, err := ConfigFromProperties(func(string) string { return "" })
+	if err != nil || !reflect.DeepEqual(def.Policy, policy.DefaultConfig()) {
+		t.Errorf("defaults: %+v %v", def.Policy, err)
+	}
+
+	// Every bad value is reported under its property name.
+	for key, bad := range map[string]string{
+		"include_ports":         "https",
+		"exclude_ports":         "70000",
+		"include_executables":   "[x",
+		"include_pids":          "-3",
+		"direction":             "outbound",
+		"loopback":              "maybe",
+		"sampling_ratio":        "1.5",
+		"sampling_per_host":     "a.example.com",
+		"redact_headers":        "bad@name",
+		"redact_body_patterns":  "iban",
+		"redact_body_pattern_2": "x=(",
+		"capture_bodies":        "sometimes",
+		"body_content_types":    "json",
+	} {
+		_, err := ConfigFromProperties(func(k string) string {
+			if k == key {
+				return bad
+			}
+			return ""
+		})
+		if err == nil || !strings.HasPrefix(err.Error(), key+":") {
+			t.Errorf("%s=%q: error %v does not name the property", key, bad, err)
 		}
 	}
 }
