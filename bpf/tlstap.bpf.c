@@ -30,6 +30,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Set by the loader before the programs are loaded. */
 volatile const __u32 self_tgid = 0;             /* the agent never captures itself */
 volatile const __u32 max_call_bytes = 1 << 20;   /* capture cap per read/write call */
+volatile const __u8 filter_tgids = 0;            /* skip_tgids holds excluded processes */
 
 /* Connection classification: only HTTP-looking streams send payload. */
 enum conn_kind {
@@ -167,6 +168,13 @@ struct {
 	__type(value, __u64);
 } id_gen SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32); /* tgid */
+	__type(value, __u8);
+} skip_tgids SEC(".maps");
+
 /* Force bpf2go to emit Go types for the records. */
 const struct data_event *unused_data_event __attribute__((unused));
 const struct ctl_event *unused_ctl_event __attribute__((unused));
@@ -190,6 +198,16 @@ static __always_inline __u64 next_id(void)
 static __always_inline int is_self(__u64 pid_tgid)
 {
 	return (__u32)(pid_tgid >> 32) == self_tgid;
+}
+
+/* Data paths skip the agent and the processes the configuration excludes
+ * (filled by user space from its process rules), before any other work. */
+static __always_inline int skipped(__u64 pid_tgid)
+{
+	__u32 tgid = pid_tgid >> 32;
+	if (tgid == self_tgid)
+		return 1;
+	return filter_tgids && bpf_map_lookup_elem(&skip_tgids, &tgid);
 }
 
 static __always_inline void emit_ctl(__u8 type, __u8 source, __u64 pid_tgid, __s32 fd, __u64 conn_id)
@@ -440,7 +458,7 @@ static __always_inline void emit_data(struct emit_ctx *c, __u64 buf, __u32 iovcn
 static __always_inline int io_enter(__s32 fd, __u64 buf, __u32 iovcnt, __u8 dir, __u8 is_iov)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (is_self(pid_tgid))
+	if (skipped(pid_tgid))
 		return 0;
 	/* Nested syscall of an SSL call in flight: it tells the SSL object's fd.
 	 * Its own bytes are ciphertext and are not streamed. */
@@ -579,7 +597,7 @@ SEC("tracepoint/syscalls/sys_enter_connect")
 int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (is_self(pid_tgid))
+	if (skipped(pid_tgid))
 		return 0;
 	struct io_args a = { .fd = ctx->args[0] };
 	bpf_map_update_elem(&io_calls, &pid_tgid, &a, BPF_ANY);
@@ -604,7 +622,7 @@ int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 static __always_inline int accept_exit(long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (is_self(pid_tgid) || ret < 0)
+	if (skipped(pid_tgid) || ret < 0)
 		return 0;
 	conn_create(pid_tgid, ret);
 	return 0;
@@ -630,7 +648,7 @@ SEC("tracepoint/syscalls/sys_enter_close")
 int tp_enter_close(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!is_self(pid_tgid))
+	if (!skipped(pid_tgid))
 		fd_closed(pid_tgid, ctx->args[0]);
 	return 0;
 }
@@ -640,7 +658,7 @@ SEC("tracepoint/syscalls/sys_enter_dup2")
 int tp_enter_dup2(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!is_self(pid_tgid))
+	if (!skipped(pid_tgid))
 		fd_closed(pid_tgid, ctx->args[1]);
 	return 0;
 }
@@ -649,7 +667,7 @@ SEC("tracepoint/syscalls/sys_enter_dup3")
 int tp_enter_dup3(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!is_self(pid_tgid))
+	if (!skipped(pid_tgid))
 		fd_closed(pid_tgid, ctx->args[1]);
 	return 0;
 }
@@ -659,7 +677,7 @@ int tp_enter_dup3(struct trace_event_raw_sys_enter *ctx)
 static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 ex_out, __u8 dir)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (is_self(pid_tgid))
+	if (skipped(pid_tgid))
 		return 0;
 	struct ssl_args *cur = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
 	if (cur) {
@@ -791,7 +809,7 @@ int BPF_KRETPROBE(ssl_read_ex_exit, int ret)
 static __always_inline int ssl_gone(__u64 ssl)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (is_self(pid_tgid))
+	if (skipped(pid_tgid))
 		return 0;
 	struct ssl_key key = { .tgid = pid_tgid >> 32, .ssl = ssl };
 	struct ssl_conn *sc = bpf_map_lookup_elem(&ssl_conns, &key);
@@ -950,7 +968,7 @@ SEC("uprobe/go_tls_write")
 int go_tls_write(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (is_self(pid_tgid))
+	if (skipped(pid_tgid))
 		return 0;
 	go_emit(pid_tgid, ctx->ax, ctx->bx, ctx->cx, DIR_EGRESS, bpf_get_attach_cookie(ctx));
 	return 0;
@@ -962,7 +980,7 @@ SEC("uprobe/go_tls_read")
 int go_tls_read_enter(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (is_self(pid_tgid))
+	if (skipped(pid_tgid))
 		return 0;
 	struct go_key key = { .tgid = pid_tgid >> 32, .g = ctx->r14 };
 	struct go_call call = { .conn = ctx->ax, .buf = ctx->bx };

@@ -150,6 +150,7 @@ const (
 	tlstapMapIoCalls           = "io_calls"
 	tlstapMapMmapCalls         = "mmap_calls"
 	tlstapMapScratch           = "scratch"
+	tlstapMapSkipTgids         = "skip_tgids"
 	tlstapMapSslCalls          = "ssl_calls"
 	tlstapMapSslConns          = "ssl_conns"
 	tlstapMapStats             = "stats"
@@ -193,6 +194,7 @@ const (
 	tlstapProgTpExitWritev     = "tp_exit_writev"
 	tlstapProgTpSchedExec      = "tp_sched_exec"
 	tlstapProgTpSchedExit      = "tp_sched_exit"
+	tlstapVarFilterTgids       = "filter_tgids"
 	tlstapVarMaxCallBytes      = "max_call_bytes"
 	tlstapVarSelfTgid          = "self_tgid"
 	tlstapVarUnusedCtlEvent    = "unused_ctl_event"
@@ -296,6 +298,7 @@ type tlstapMapSpecs struct {
 	IoCalls   *ebpf.MapSpec `ebpf:"io_calls"`
 	MmapCalls *ebpf.MapSpec `ebpf:"mmap_calls"`
 	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
+	SkipTgids *ebpf.MapSpec `ebpf:"skip_tgids"`
 	SslCalls  *ebpf.MapSpec `ebpf:"ssl_calls"`
 	SslConns  *ebpf.MapSpec `ebpf:"ssl_conns"`
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
@@ -305,6 +308,7 @@ type tlstapMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tlstapVariableSpecs struct {
+	FilterTgids     *ebpf.VariableSpec `ebpf:"filter_tgids"`
 	MaxCallBytes    *ebpf.VariableSpec `ebpf:"max_call_bytes"`
 	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
 	UnusedCtlEvent  *ebpf.VariableSpec `ebpf:"unused_ctl_event"`
@@ -340,6 +344,7 @@ type tlstapMaps struct {
 	IoCalls   *ebpf.Map `ebpf:"io_calls"`
 	MmapCalls *ebpf.Map `ebpf:"mmap_calls"`
 	Scratch   *ebpf.Map `ebpf:"scratch"`
+	SkipTgids *ebpf.Map `ebpf:"skip_tgids"`
 	SslCalls  *ebpf.Map `ebpf:"ssl_calls"`
 	SslConns  *ebpf.Map `ebpf:"ssl_conns"`
 	Stats     *ebpf.Map `ebpf:"stats"`
@@ -355,6 +360,7 @@ func (m *tlstapMaps) Close() error {
 		m.IoCalls,
 		m.MmapCalls,
 		m.Scratch,
+		m.SkipTgids,
 		m.SslCalls,
 		m.SslConns,
 		m.Stats,
@@ -365,6 +371,7 @@ func (m *tlstapMaps) Close() error {
 //
 // It can be passed to loadTlstapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tlstapVariables struct {
+	FilterTgids     *ebpf.Variable `ebpf:"filter_tgids"`
 	MaxCallBytes    *ebpf.Variable `ebpf:"max_call_bytes"`
 	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
 	UnusedCtlEvent  *ebpf.Variable `ebpf:"unused_ctl_event"`

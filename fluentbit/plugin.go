@@ -15,6 +15,7 @@ import (
 	"github.com/tlstap/tlstap/internal/engine"
 	"github.com/tlstap/tlstap/internal/exchange"
 	"github.com/tlstap/tlstap/internal/otelmap"
+	"github.com/tlstap/tlstap/internal/policy"
 )
 
 const (
@@ -69,6 +70,8 @@ func (p *plugin) start(ctx context.Context) error {
 	if err := eng.Start(ctx); err != nil {
 		return err
 	}
+	// The engine's policy redacted already; the span-header opt-in is its too.
+	p.enc.opts = otelmap.Options{RedactHeaders: policy.PassHeaders, SpanHeaders: eng.SpanHeaders}
 	p.eng = eng
 	p.logger.Info("tlstap input started",
 		zap.Int("max_body_bytes", p.cfg.Engine.MaxBodyBytes),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tlstap/tlstap/internal/exchange"
 	"github.com/tlstap/tlstap/internal/goinfo"
+	"github.com/tlstap/tlstap/internal/policy"
 	"github.com/tlstap/tlstap/internal/procscan"
 )
 
@@ -92,6 +93,7 @@ type discoverer struct {
 	stats  *counters
 	work   chan notification
 	goBins *goinfo.Cache
+	policy *policy.Policy
 	// notGo remembers executables that are not Go TLS programs, so the
 	// exec of a shell or coreutil costs one stat.
 	notGo map[fileID]struct{}
@@ -127,8 +129,17 @@ func (d *discoverer) initial() {
 		if pid == self {
 			continue
 		}
-		d.procs.refresh(uint32(pid))
+		d.identify(uint32(pid))
 		d.attachProcess(uint32(pid))
+	}
+}
+
+// identify reads a process's identity and applies the process rules in the
+// kernel: an excluded process costs the data paths one map lookup.
+func (d *discoverer) identify(pid uint32) {
+	info, ok := d.procs.refresh(pid)
+	if ok && d.policy.HasProcessRules() {
+		d.kern.skipProcess(pid, d.policy.ProcessExcluded(info))
 	}
 }
 
@@ -182,7 +193,7 @@ func (d *discoverer) run(ctx context.Context) {
 				// Read the identity now, while the process surely lives:
 				// a short-lived client may be gone by the time its
 				// exchange is emitted.
-				d.procs.refresh(n.pid)
+				d.identify(n.pid)
 			}
 			if len(pending) == 0 {
 				timer.Reset(2 * time.Millisecond)

@@ -20,6 +20,7 @@ import (
 	"github.com/tlstap/tlstap/internal/exchange"
 	"github.com/tlstap/tlstap/internal/goinfo"
 	"github.com/tlstap/tlstap/internal/httpparse"
+	"github.com/tlstap/tlstap/internal/policy"
 	"github.com/tlstap/tlstap/internal/procscan"
 )
 
@@ -40,6 +41,7 @@ type Engine struct {
 	cfg    Config
 	logger *zap.Logger
 	sink   Sink
+	policy *policy.Policy
 	stats  counters
 
 	kernMu  sync.Mutex // guards kern against Stats during Shutdown
@@ -70,7 +72,11 @@ func New(cfg Config, logger *zap.Logger, sink Sink) (*Engine, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Engine{cfg: cfg, logger: logger, sink: sink}, nil
+	pol, err := policy.New(cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{cfg: cfg, logger: logger, sink: sink, policy: pol}, nil
 }
 
 // Start loads and attaches the probes and starts the pipeline. It returns a
@@ -99,7 +105,7 @@ func (e *Engine) Start(ctx context.Context) error {
 
 	scan := procscan.New("/proc")
 	procs := newProcCache(scan)
-	disc := &discoverer{logger: e.logger, cfg: e.cfg, scan: scan, kern: kern, procs: procs, stats: &e.stats,
+	disc := &discoverer{logger: e.logger, cfg: e.cfg, scan: scan, kern: kern, procs: procs, stats: &e.stats, policy: e.policy,
 		work: make(chan notification, discoveryCap), goBins: goinfo.NewCache(), notGo: map[fileID]struct{}{}}
 	disc.initial()
 
@@ -167,6 +173,9 @@ func (e *Engine) handle(tr *tracker, disc *discoverer, procs *procCache, r *reco
 		disc.notify(notification{pid: r.tgid})
 	case tlsbpf.EvExit:
 		tr.processExit(r.tgid, r.ts)
+		if e.policy.HasProcessRules() {
+			e.kern.skipProcess(r.tgid, false)
+		}
 		procs.exited(r.tgid, time.Now())
 	default:
 		e.stats.badRecords.Add(1)
@@ -192,6 +201,11 @@ func (e *Engine) emit(s *stream, ex *exchange.Exchange, procs *procCache) {
 	}
 	ex.Start = time.Unix(0, first+e.monoOff)
 	ex.End = time.Unix(0, last+e.monoOff)
+	// Filters, sampling, redaction and body rules: nothing leaves the
+	// engine before this.
+	if !e.policy.Apply(ex).Keep() {
+		return
+	}
 	e.stats.exchanges.Add(1)
 	if ex.Flags.Has(exchange.Incomplete) {
 		e.stats.incomplete.Add(1)
@@ -256,6 +270,12 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	return errors.Join(kerr, rerr)
 }
 
+// SpanHeaders returns the headers of m the configuration promotes to span
+// attributes (opt-in per the semantic conventions); nil when none.
+func (e *Engine) SpanHeaders(m *exchange.Message, response bool) []exchange.Header {
+	return e.policy.SpanHeaders(m, response)
+}
+
 // Stats returns a snapshot of the counters.
 func (e *Engine) Stats() Stats {
 	s := Stats{
@@ -268,6 +288,7 @@ func (e *Engine) Stats() Stats {
 		AttachErrors:        e.stats.attachErrors.Load(),
 		ConnsTracked:        uint64(e.stats.conns.Load()),
 		ConnsEvicted:        e.stats.connsEvicted.Load(),
+		Policy:              e.policy.Stats(),
 	}
 	e.kernMu.Lock()
 	if k := e.kern; k != nil {

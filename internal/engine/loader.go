@@ -156,6 +156,10 @@ func loadKernel(cfg Config, logger *zap.Logger) (*kernel, error) {
 	if err := spec.Variables["max_call_bytes"].Set(callCap(cfg.MaxBodyBytes)); err != nil {
 		return nil, fmt.Errorf("set max_call_bytes: %w", err)
 	}
+	// The kernel checks skip_tgids only when processes are filtered.
+	if err := spec.Variables["filter_tgids"].Set(boolByte(cfg.Policy.HasProcessRules())); err != nil {
+		return nil, fmt.Errorf("set filter_tgids: %w", err)
+	}
 
 	k := &kernel{logger: logger, progs: map[string]*ebpf.Program{}, uprobes: map[fileID][]link.Link{}}
 	if coll, err := ebpf.NewCollection(spec); err == nil {
@@ -219,6 +223,23 @@ func (k *kernel) loadOneByOne(spec *ebpf.CollectionSpec) error {
 		coll.Close()
 	}
 	return nil
+}
+
+func boolByte(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// skipProcess makes the kernel programs ignore (or again follow) a process.
+func (k *kernel) skipProcess(tgid uint32, skip bool) {
+	m := k.maps.Maps["skip_tgids"]
+	if skip {
+		_ = m.Put(tgid, uint8(1))
+	} else {
+		_ = m.Delete(tgid)
+	}
 }
 
 // callCap is the per-call capture cap handed to the kernel: enough for a

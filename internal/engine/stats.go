@@ -1,18 +1,21 @@
 package engine
 
+import "github.com/tlstap/tlstap/internal/policy"
+
 // Stats is a snapshot of the engine's counters. Every way the engine can lose
 // or degrade data has a counter here; front ends expose them as metrics.
 type Stats struct {
-	ExchangesEmitted    uint64 // exchanges handed to the sink
-	ExchangesIncomplete uint64 // emitted exchanges flagged incomplete (gap or loss)
-	BodiesTruncated     uint64 // request or response bodies cut at max_body_bytes
-	ParseErrors         uint64 // connections whose stream stopped being valid HTTP
-	EventsRead          uint64 // ring buffer records read
-	EventsLost          uint64 // ring buffer reservations that failed in the kernel (sum over CPUs)
-	BytesLost           uint64 // payload bytes the kernel could not deliver
-	StreamGaps          uint64 // detected holes in a connection byte stream
-	ProbesAttached      uint64 // uprobe links currently attached
-	AttachErrors        uint64 // files or processes where attaching failed
-	ConnsTracked        uint64 // connections currently tracked in user space
-	ConnsEvicted        uint64 // connections dropped by the tracker's memory caps
+	ExchangesEmitted    uint64       // exchanges handed to the sink
+	ExchangesIncomplete uint64       // emitted exchanges flagged incomplete (gap or loss)
+	BodiesTruncated     uint64       // request or response bodies cut at max_body_bytes
+	ParseErrors         uint64       // connections whose stream stopped being valid HTTP
+	EventsRead          uint64       // ring buffer records read
+	EventsLost          uint64       // ring buffer reservations that failed in the kernel (sum over CPUs)
+	BytesLost           uint64       // payload bytes the kernel could not deliver
+	StreamGaps          uint64       // detected holes in a connection byte stream
+	ProbesAttached      uint64       // uprobe links currently attached
+	AttachErrors        uint64       // files or processes where attaching failed
+	ConnsTracked        uint64       // connections currently tracked in user space
+	ConnsEvicted        uint64       // connections dropped by the tracker's memory caps
+	Policy              policy.Stats // filtered, sampled out, redactions applied
 }

@@ -104,6 +104,11 @@ type Options struct {
 	// RedactHeaders returns the headers as they may be exported. Nil means
 	// RedactSensitiveHeaders.
 	RedactHeaders func([]exchange.Header) []exchange.Header
+	// SpanHeaders returns the headers of a message that become span
+	// attributes http.request.header.<name> / http.response.header.<name>
+	// (opt-in per the semantic conventions). Nil means none; every header
+	// is on the log record regardless.
+	SpanHeaders func(m *exchange.Message, response bool) []exchange.Header
 	// NewTraceID and NewSpanID generate identifiers. Nil means crypto/rand.
 	NewTraceID func() TraceID
 	NewSpanID  func() SpanID
@@ -232,6 +237,13 @@ func Map(ex *exchange.Exchange, opts Options) Record {
 			span.StatusMsg = errType
 		}
 	}
+	common := len(attrs) // the log record repeats these, then adds every header
+	if opts.SpanHeaders != nil {
+		attrs = appendHeaders(attrs, KeyHTTPRequestHeaderPrefix, opts.SpanHeaders(req, false))
+		if resp != nil {
+			attrs = appendHeaders(attrs, KeyHTTPResponseHeaderPrefix, opts.SpanHeaders(resp, true))
+		}
+	}
 	span.Attributes = attrs
 
 	// Log record: the span's attributes plus headers and bodies.
@@ -239,8 +251,8 @@ func Map(ex *exchange.Exchange, opts Options) Record {
 	if redact == nil {
 		redact = RedactSensitiveHeaders
 	}
-	logAttrs := make(Attributes, len(attrs), len(attrs)+len(req.Headers)+8)
-	copy(logAttrs, attrs)
+	logAttrs := make(Attributes, common, common+len(req.Headers)+8)
+	copy(logAttrs, attrs[:common])
 	logAttrs = appendHeaders(logAttrs, KeyHTTPRequestHeaderPrefix, redact(req.Headers))
 	if resp != nil {
 		logAttrs = appendHeaders(logAttrs, KeyHTTPResponseHeaderPrefix, redact(resp.Headers))

@@ -75,6 +75,17 @@ type Filters struct {
 }
 
 // Match lists what an include or exclude rule matches.
+// processRules reports whether m names processes (executables, pids or
+// containers), the rules the kernel can apply before any other work.
+func (m *Match) processRules() bool {
+	return len(m.Executables) > 0 || len(m.PIDs) > 0 || len(m.ContainerIDs) > 0
+}
+
+// HasProcessRules reports whether the filters include or exclude processes.
+func (c *Config) HasProcessRules() bool {
+	return c.Filters.Include.processRules() || c.Filters.Exclude.processRules()
+}
+
 type Match struct {
 	// Executables: an exact executable name or path, or a path.Match glob
 	// tried on both ("curl", "/usr/bin/*", "python3*").

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/xconfmap"
 
 	"github.com/tlstap/tlstap/internal/engine"
+	"github.com/tlstap/tlstap/internal/policy"
 )
 
 func TestCreateDefaultConfig(t *testing.T) {
@@ -16,7 +17,7 @@ func TestCreateDefaultConfig(t *testing.T) {
 	assert.Equal(t, engine.DefaultConfig(), cfg.EngineConfig())
 	assert.Equal(t, 64<<10, cfg.MaxBodyBytes)
 	assert.Equal(t, 16<<20, cfg.RingBufferSize)
-	assert.Equal(t, []string{"openssl"}, cfg.TLSProbes)
+	assert.Equal(t, []string{"openssl", "go"}, cfg.TLSProbes)
 	assert.NoError(t, xconfmap.Validate(cfg))
 }
 
@@ -28,7 +29,7 @@ func TestUnmarshalConfig(t *testing.T) {
 		"tls_probes":       []any{"none"},
 	})
 	require.NoError(t, cm.Unmarshal(cfg))
-	assert.Equal(t, engine.Config{MaxBodyBytes: 1024, RingBufferSize: 1 << 22, TLSProbes: []string{"none"}}, cfg.EngineConfig())
+	assert.Equal(t, engine.Config{MaxBodyBytes: 1024, RingBufferSize: 1 << 22, TLSProbes: []string{"none"}, Policy: policy.DefaultConfig()}, cfg.EngineConfig())
 	assert.NoError(t, xconfmap.Validate(cfg))
 
 	// Unknown keys are rejected by the Collector's strict unmarshalling.

@@ -18,6 +18,7 @@ import (
 	"github.com/tlstap/tlstap/internal/engine"
 	"github.com/tlstap/tlstap/internal/exchange"
 	"github.com/tlstap/tlstap/internal/otelmap"
+	"github.com/tlstap/tlstap/internal/policy"
 	"github.com/tlstap/tlstap/receiver/tlstapreceiver/internal/metadata"
 )
 
@@ -106,6 +107,13 @@ func newReceiver(cfg *Config, set receiver.Settings, newEngine engineFactory) (*
 	if err != nil {
 		r.cancel()
 		return nil, err
+	}
+	if eng, ok := r.engine.(*engine.Engine); ok {
+		// The engine's policy already redacted what its configuration
+		// says (a user may have removed a header from the list); the
+		// span carries the headers the configuration promotes.
+		r.mapOptions.RedactHeaders = policy.PassHeaders
+		r.mapOptions.SpanHeaders = eng.SpanHeaders
 	}
 	if r.telemetry, err = metadata.NewTelemetryBuilder(set.TelemetrySettings); err != nil {
 		r.cancel()
