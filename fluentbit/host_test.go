@@ -468,7 +468,8 @@ func TestHostCapturesCurl(t *testing.T) {
 		t.Fatalf("curl got %q", body)
 	}
 	postURL := fmt.Sprintf("https://127.0.0.1:%d/echo", tlsPort)
-	postPid, _ := curl(t, "-sk", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", `{"k":"v"}`, postURL)
+	postPid, _ := curl(t, "-sk", "-X", "POST", "-H", "Content-Type: application/json", "-H", "Authorization: Bearer fb-s3cr3t",
+		"--data-binary", `{"k":"v"}`, postURL)
 	plainURL := fmt.Sprintf("http://127.0.0.1:%d/hello", plainPort)
 	plainPid, _ := curl(t, "-s", plainURL)
 
@@ -547,6 +548,13 @@ func TestHostCapturesCurl(t *testing.T) {
 	})
 	if _, ok := p["tlstap.flags"]; ok {
 		t.Errorf("POST tlstap.flags = %v", p["tlstap.flags"])
+	}
+	// Redaction by default: the header is kept, its value never leaves.
+	if got, _ := p["http.request.header.authorization"].([]any); len(got) != 1 || got[0] != "REDACTED" {
+		t.Errorf("authorization header in the record = %#v, want [REDACTED]", p["http.request.header.authorization"])
+	}
+	if raw, _ := json.Marshal(p); strings.Contains(string(raw), "fb-s3cr3t") {
+		t.Errorf("the Authorization secret appears in a Fluent Bit record")
 	}
 
 	c := plain[0].Record

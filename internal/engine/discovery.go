@@ -24,6 +24,9 @@ const processTTL = 30 * time.Second
 // the process is alive.
 type procCache struct {
 	scan *procscan.Scanner
+	// redactArgs removes secrets from command lines once per process: they
+	// are exported on every exchange's resource.
+	redactArgs func([]string) []string
 
 	mu    sync.Mutex
 	procs map[uint32]*procEntry
@@ -43,6 +46,9 @@ func (c *procCache) refresh(pid uint32) (exchange.Process, bool) {
 	info, err := c.scan.Process(int(pid))
 	if err != nil {
 		return exchange.Process{PID: int(pid)}, false
+	}
+	if c.redactArgs != nil {
+		info.CommandArgs = c.redactArgs(info.CommandArgs)
 	}
 	c.mu.Lock()
 	c.procs[pid] = &procEntry{info: info}

@@ -105,6 +105,7 @@ func (e *Engine) Start(ctx context.Context) error {
 
 	scan := procscan.New("/proc")
 	procs := newProcCache(scan)
+	procs.redactArgs = e.policy.RedactCommandArgs
 	disc := &discoverer{logger: e.logger, cfg: e.cfg, scan: scan, kern: kern, procs: procs, stats: &e.stats, policy: e.policy,
 		work: make(chan notification, discoveryCap), goBins: goinfo.NewCache(), notGo: map[fileID]struct{}{}}
 	disc.initial()

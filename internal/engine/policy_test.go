@@ -53,8 +53,11 @@ func TestSecretsRedacted(t *testing.T) {
 	if ex.Request.Target != "/hello?X-Amz-Signature=REDACTED&keep=1" {
 		t.Errorf("target = %q", ex.Request.Target)
 	}
-	if strings.Contains(fmt.Sprintf("%+v %+v", *ex.Request, *ex.Response), secret) {
-		t.Errorf("the secret survives somewhere in the exchange")
+	if strings.Contains(fmt.Sprintf("%+v %+v %+v", *ex.Request, *ex.Response, ex.Process), secret) {
+		t.Errorf("the secret survives somewhere in the exchange (command line included)")
+	}
+	if ex.Process.CommandArgs[3] != "Authorization: REDACTED" {
+		t.Errorf("command args %q", ex.Process.CommandArgs)
 	}
 }
 

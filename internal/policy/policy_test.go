@@ -808,3 +808,25 @@ func TestApplyConcurrent(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+func TestRedactCommandArgs(t *testing.T) {
+	p, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"curl", "-sk", "-H", "Authorization: Bearer abc", "-H", "X-Test: keep", "-u", "alice:pw",
+		"https://bob:pw2@s3.example.com/o?X-Amz-Signature=sig&x=1", "-H", "cookie:a=b"}
+	got := p.RedactCommandArgs(args)
+	want := []string{"curl", "-sk", "-H", "Authorization: REDACTED", "-H", "X-Test: keep", "-u", "alice:REDACTED",
+		"https://REDACTED:REDACTED@s3.example.com/o?X-Amz-Signature=REDACTED&x=1", "-H", "cookie: REDACTED"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if args[3] != "Authorization: Bearer abc" {
+		t.Error("the input slice was modified")
+	}
+	clean := []string{"python3", "server.py", "8443"}
+	if got := p.RedactCommandArgs(clean); &got[0] != &clean[0] {
+		t.Error("a clean command line was copied")
+	}
+}
