@@ -6,6 +6,8 @@
 #   make run         build, then run it with testdata/collector/default.yaml
 #                    (root needed: the receiver loads eBPF programs)
 #   make mdatagen    regenerate the receiver's generated files from metadata.yaml
+#   make versitygw   install the S3-compatible test server (internal/e2e's S3
+#                    test runs this itself); prints the binary's path
 
 TLSTAP_ROOT      := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))..)
 GO               ?= go
@@ -16,7 +18,10 @@ COLLECTOR_DIR    := $(TLSTAP_ROOT)/build/tlstap-collector
 COLLECTOR_BIN    := $(COLLECTOR_DIR)/tlstap-collector
 COLLECTOR_CONFIG ?= testdata/collector/default.yaml
 
-.PHONY: collector run mdatagen ocb
+VERSITYGW_VERSION := v1.8.0
+VERSITYGW        := $(OCB_BIN_DIR)/versitygw
+
+.PHONY: collector run mdatagen ocb versitygw
 
 # ocb at the pinned version; (re)installed when missing or another version.
 ocb:
@@ -41,3 +46,14 @@ run: collector
 mdatagen:
 	cd $(TLSTAP_ROOT)/receiver/tlstapreceiver && \
 	  GOFLAGS=-mod=mod $(GO) tool -modfile=../../internal/tools/go.mod mdatagen metadata.yaml
+
+# versitygw (Apache-2.0): an S3-compatible server over a directory, for the
+# S3 pipeline test. (Re)installed when missing or built from another version;
+# the last line of output is the binary's path.
+versitygw:
+	@if ! [ -x "$(VERSITYGW)" ] || ! $(GO) version -m "$(VERSITYGW)" 2>/dev/null | \
+	    grep -Eq "mod[[:space:]]+github.com/versity/versitygw[[:space:]]+$(VERSITYGW_VERSION)([[:space:]]|$$)"; then \
+	  echo "installing versitygw $(VERSITYGW_VERSION)"; \
+	  GOFLAGS=-mod=mod $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); \
+	fi
+	@echo "$(VERSITYGW)"

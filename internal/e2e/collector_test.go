@@ -8,44 +8,20 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"io"
-	"math/big"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
 func TestCollectorEndToEnd(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the tlstap receiver loads eBPF programs")
-	}
-	for _, bin := range []string{"curl", "python3", "make"} {
-		_, err := exec.LookPath(bin)
-		require.NoError(t, err, "%s is needed (make deps installs it)", bin)
-	}
+	needRoot(t)
 	root := repoRoot(t)
 	collector := buildCollector(t, root)
 
@@ -54,10 +30,10 @@ func TestCollectorEndToEnd(t *testing.T) {
 	port := startHTTPSServer(t, dir, certFile, keyFile)
 
 	out := filepath.Join(dir, "otlp.json")
-	startCollector(t, root, collector, out)
+	startCollector(t, root, collector, "testdata/collector/file.yaml", "TLSTAP_OUT="+out)
 
 	base := fmt.Sprintf("https://127.0.0.1:%d", port)
-	res := &results{path: out}
+	res := fileResults(out)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("file exporter output:\n%s", res.raw.String())
@@ -218,275 +194,4 @@ func TestCollectorEndToEnd(t *testing.T) {
 		}
 		assert.True(t, found, "no server span for POST /echo from the python server")
 	})
-}
-
-// results holds what the file exporter wrote so far.
-type results struct {
-	path  string
-	raw   bytes.Buffer
-	spans []capturedSpan
-	logs  []plog.LogRecord
-}
-
-type capturedSpan struct {
-	span     ptrace.Span
-	resource pcommon.Map
-}
-
-func (r *results) load(t *testing.T) {
-	t.Helper()
-	data, err := os.ReadFile(r.path)
-	if err != nil {
-		return
-	}
-	r.raw.Reset()
-	r.raw.Write(data)
-	r.spans, r.logs = nil, nil
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		switch {
-		case bytes.Contains(line, []byte(`"resourceSpans"`)):
-			td, err := (&ptrace.JSONUnmarshaler{}).UnmarshalTraces(line)
-			if err != nil {
-				continue // a line still being written
-			}
-			for i := 0; i < td.ResourceSpans().Len(); i++ {
-				rs := td.ResourceSpans().At(i)
-				for j := 0; j < rs.ScopeSpans().Len(); j++ {
-					ss := rs.ScopeSpans().At(j).Spans()
-					for k := 0; k < ss.Len(); k++ {
-						r.spans = append(r.spans, capturedSpan{span: ss.At(k), resource: rs.Resource().Attributes()})
-					}
-				}
-			}
-		case bytes.Contains(line, []byte(`"resourceLogs"`)):
-			ld, err := (&plog.JSONUnmarshaler{}).UnmarshalLogs(line)
-			if err != nil {
-				continue
-			}
-			for i := 0; i < ld.ResourceLogs().Len(); i++ {
-				rl := ld.ResourceLogs().At(i)
-				for j := 0; j < rl.ScopeLogs().Len(); j++ {
-					lr := rl.ScopeLogs().At(j).LogRecords()
-					for k := 0; k < lr.Len(); k++ {
-						r.logs = append(r.logs, lr.At(k))
-					}
-				}
-			}
-		}
-	}
-}
-
-// clientSpan returns the client span exe made for url.
-func (r *results) clientSpan(exe, url string) *capturedSpan {
-	for i := range r.spans {
-		s := &r.spans[i]
-		if s.span.Kind() != ptrace.SpanKindClient {
-			continue
-		}
-		if v, ok := s.resource.Get("process.executable.name"); !ok || v.Str() != exe {
-			continue
-		}
-		if v, ok := s.span.Attributes().Get("url.full"); ok && v.Str() == url {
-			return s
-		}
-	}
-	return nil
-}
-
-func (r *results) logFor(id pcommon.SpanID) *plog.LogRecord {
-	for i := range r.logs {
-		if r.logs[i].SpanID() == id {
-			return &r.logs[i]
-		}
-	}
-	return nil
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	require.NoError(t, err)
-	for {
-		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			strings.HasPrefix(string(data), "module github.com/tlstap/tlstap\n") {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, parent, dir, "repository root not found")
-		dir = parent
-	}
-}
-
-// buildCollector builds the ocb collector with the project's Makefile
-// fragment, or uses $TLSTAP_COLLECTOR.
-func buildCollector(t *testing.T, root string) string {
-	t.Helper()
-	if p := os.Getenv("TLSTAP_COLLECTOR"); p != "" {
-		return p
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "make", "-f", "mk/collector.mk", "collector")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "building the collector:\n%s", out)
-	bin := filepath.Join(root, "build", "tlstap-collector", "tlstap-collector")
-	_, err = os.Stat(bin)
-	require.NoError(t, err)
-	return bin
-}
-
-// writeSelfSignedCert writes a certificate for 127.0.0.1 and localhost.
-func writeSelfSignedCert(t *testing.T, dir string) (string, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "tlstap-e2e"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	require.NoError(t, err)
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600))
-	return certFile, keyFile
-}
-
-const serverPy = `
-import http.server, json, ssl, sys
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def reply(self, code, ctype, body):
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        if self.path.startswith("/hello") or self.path.startswith("/warmup"):
-            self.reply(200, "text/plain", b"hello from tlstap e2e\n")
-        else:
-            self.reply(404, "text/plain", b"not found\n")
-
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length", "0"))
-        data = json.loads(self.rfile.read(n))
-        body = json.dumps({"echo": data}, separators=(",", ":")).encode()
-        self.reply(201, "application/json", body)
-
-    def log_message(self, *args):
-        pass
-
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print(srv.server_address[1], flush=True)
-srv.serve_forever()
-`
-
-// startHTTPSServer starts the python HTTPS server and returns its port.
-func startHTTPSServer(t *testing.T, dir, certFile, keyFile string) int {
-	t.Helper()
-	script := filepath.Join(dir, "server.py")
-	require.NoError(t, os.WriteFile(script, []byte(serverPy), 0o644))
-	cmd := exec.Command("python3", script, certFile, keyFile)
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	require.NoError(t, err, "python HTTPS server did not start")
-	port, err := strconv.Atoi(strings.TrimSpace(line))
-	require.NoError(t, err)
-	return port
-}
-
-// startCollector runs the collector with testdata/collector/file.yaml and
-// waits until it reports that it is running.
-func startCollector(t *testing.T, root, bin, out string) {
-	t.Helper()
-	cmd := exec.Command(bin, "--config", filepath.Join(root, "testdata", "collector", "file.yaml"))
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "TLSTAP_OUT="+out)
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	cmd.Stdout = io.Discard
-	require.NoError(t, cmd.Start())
-
-	var mu sync.Mutex
-	var logs bytes.Buffer
-	ready := make(chan struct{})
-	exited := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := sync.Once{}
-		for sc.Scan() {
-			mu.Lock()
-			logs.Write(sc.Bytes())
-			logs.WriteByte('\n')
-			mu.Unlock()
-			if strings.Contains(sc.Text(), "Everything is ready") {
-				once.Do(func() { close(ready) })
-			}
-		}
-	}()
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	collectorLogs := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return logs.String()
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Errorf("collector did not stop on SIGTERM within 30s")
-		}
-		if t.Failed() {
-			t.Logf("collector logs:\n%s", collectorLogs())
-		}
-	})
-	select {
-	case <-ready:
-	case <-exited:
-		t.Fatalf("collector exited before it was ready (%v):\n%s", waitErr, collectorLogs())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("collector not ready within 60s:\n%s", collectorLogs())
-	}
-}
-
-func curl(t *testing.T, args ...string) {
-	t.Helper()
-	all := append([]string{"-sS", "-k", "--http1.1", "--max-time", "10"}, args...)
-	out, err := exec.Command("curl", all...).CombinedOutput()
-	require.NoError(t, err, "curl %v: %s", args, out)
 }
