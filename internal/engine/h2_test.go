@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
@@ -99,6 +100,45 @@ func TestH2CPriorKnowledge(t *testing.T) {
 			string(ex.Response.Body) != "h2c says hi "+path || ex.Flags != 0 {
 			t.Errorf("%s: %+v / %+v flags %v", path, ex.Request.Headers, ex.Response, ex.Flags.Names())
 		}
+	}
+}
+
+// h2c through the HTTP/1.1 Upgrade dance (curl --http2 on an http:// URL):
+// the request goes out as HTTP/1.1 with Upgrade: h2c, the 101 switches the
+// connection, and the response to that same request comes back as HTTP/2 on
+// stream 1. One exchange, no separate 101 exchange.
+func TestH2CUpgrade(t *testing.T) {
+	c := startCapture(t, DefaultConfig())
+	h := h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Proto", r.Proto)
+		io.WriteString(w, "upgraded "+r.URL.Path)
+	}), &http2.Server{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	port := ln.Addr().(*net.TCPAddr).Port
+	pid, out := run(t, "curl", "-sS", "--http2", fmt.Sprintf("http://127.0.0.1:%d/up", port))
+	if string(out) != "upgraded /up" {
+		t.Fatalf("curl got %q", out)
+	}
+	exs := c.wait(t, pid, 1)
+	time.Sleep(100 * time.Millisecond)
+	exs = c.of(pid)
+	if len(exs) != 1 {
+		for _, ex := range exs {
+			t.Logf("exchange: %s %s -> %+v", ex.Request.Method, ex.Request.Target, ex.Response)
+		}
+		t.Fatalf("%d exchanges, want 1", len(exs))
+	}
+	ex := exs[0]
+	if ex.Request.Target != "/up" || header(ex.Request, "Upgrade") != "h2c" || ex.Response == nil ||
+		ex.Response.StatusCode != 200 || ex.Response.Proto != "HTTP/2" || string(ex.Response.Body) != "upgraded /up" ||
+		header(ex.Response, "x-proto") != "HTTP/1.1" { // Go reports the upgraded request's own version
+		t.Errorf("exchange %+v -> %+v", ex.Request, ex.Response)
 	}
 }
 

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"net/netip"
+	"strings"
 
 	tlsbpf "github.com/tlstap/tlstap/bpf"
 	"github.com/tlstap/tlstap/internal/exchange"
@@ -134,6 +135,7 @@ func (t *tracker) data(r *record) {
 	}
 	if len(payload) > 0 {
 		s.parser.Feed(pdir, payload, r.ts)
+		t.maybeUpgrade(s, r.ts)
 	}
 	if missing := length - uint64(len(payload)); missing > 0 {
 		// Beyond the per-call capture cap: the size is known, the bytes
@@ -151,7 +153,40 @@ func (t *tracker) choose(s *stream, first []byte) {
 		s.parser = h2parse.NewConn(t.h2opts, emit)
 		return
 	}
-	s.parser = httpparse.NewConn(t.opts, emit)
+	s.parser = httpparse.NewConn(t.opts, func(ex *exchange.Exchange) {
+		if isH2CUpgrade(ex) {
+			return // the HTTP/2 parser emits this request with its real response
+		}
+		emit(ex)
+	})
+}
+
+// maybeUpgrade hands an HTTP/1.1 connection that switched to h2c (Upgrade:
+// h2c, 101) to an HTTP/2 parser, with the bytes that followed the 101.
+func (t *tracker) maybeUpgrade(s *stream, ts int64) {
+	hp, ok := s.parser.(*httpparse.Conn)
+	if !ok || hp.State() != httpparse.Upgraded {
+		return
+	}
+	u := hp.Upgrade()
+	if u == nil || u.Protocol != "h2c" {
+		return
+	}
+	h2 := h2parse.NewUpgradedConn(t.h2opts, func(ex *exchange.Exchange) { t.emit(s, ex) }, u.ReqDir, u.Request)
+	s.parser = h2
+	for d, tail := range u.Tail {
+		if len(tail) > 0 {
+			h2.Feed(httpparse.Dir(d), tail, ts)
+		}
+	}
+}
+
+func isH2CUpgrade(ex *exchange.Exchange) bool {
+	if ex.Response == nil || ex.Response.StatusCode != 101 {
+		return false
+	}
+	v, _ := ex.Response.Get("Upgrade")
+	return strings.EqualFold(strings.TrimSpace(v), "h2c")
 }
 
 // closeConn ends a stream and, for a socket, the SSL streams riding on it.

@@ -2,6 +2,7 @@ package httpparse
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/tlstap/tlstap/internal/exchange"
 )
@@ -137,6 +138,37 @@ type Conn struct {
 	// progress); queue[nResp] is the next a response pairs with.
 	queue []*entry
 	nResp int
+
+	upgrade        *Upgrade
+	upgradePending bool // the feed that completed the 101 still owes its tail
+}
+
+// Upgrade describes the protocol switch (101 Switching Protocols) that
+// stopped the parser, so that a parser of the new protocol can take over.
+type Upgrade struct {
+	Protocol string            // the response's Upgrade header, lowercased: "h2c", "websocket"
+	Request  *exchange.Message // the request that asked for the switch
+	ReqDir   Dir               // the direction requests travelled
+	// Tail holds, per direction, the bytes fed after the HTTP/1.1 messages
+	// ended: the first bytes of the new protocol (a client may send them
+	// before the 101 arrives, a server right behind it).
+	Tail [2][]byte
+}
+
+// Upgrade returns the protocol switch that stopped the parser, or nil.
+func (c *Conn) Upgrade() *Upgrade { return c.upgrade }
+
+// noteUpgrade records a 101 response to e before the parser stops, with the
+// request-direction bytes held since the request ended.
+func (c *Conn) noteUpgrade(e *entry, resp *exchange.Message) {
+	proto, _ := resp.Get("Upgrade")
+	req := e.req
+	req.Headers = append([]exchange.Header(nil), e.req.Headers...)
+	u := &Upgrade{Protocol: strings.ToLower(strings.TrimSpace(proto)), Request: &req, ReqDir: c.reqDir}
+	if rs := &c.streams[c.reqDir]; rs.phase == phHold && !rs.holdLost {
+		u.Tail[c.reqDir] = append([]byte(nil), rs.hold...)
+	}
+	c.upgrade, c.upgradePending = u, true
 }
 
 // NewConn returns a parser that calls emit synchronously, from Feed, Gap and

@@ -520,3 +520,46 @@ func TestSkipBeyondCapture(t *testing.T) {
 		t.Errorf("skip before the limit: flags %v size %d", f.Names(), got[1].Response.BodySize)
 	}
 }
+
+// A 101 to an h2c upgrade stops the parser and hands over the request, the
+// request direction and the bytes that followed the HTTP/1.1 messages.
+func TestUpgradeHandOver(t *testing.T) {
+	req := "GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
+	resp := "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+	serverH2 := "\x00\x00\x00\x04\x00\x00\x00\x00\x00" // an empty SETTINGS frame
+	clientH2 := "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	for _, split := range []int{1, 7, 1000} {
+		var got []*exchange.Exchange
+		c := NewConn(Options{MaxBodyBytes: 64}, func(ex *exchange.Exchange) { got = append(got, ex) })
+		feedSplit(c, Egress, req, split)
+		feedSplit(c, Egress, clientH2[:10], split) // sent before the 101 arrived
+		// Once the parser says Upgraded, the caller feeds the new parser:
+		// the tail plus the later pieces must be exactly the new bytes.
+		after := feedSplit(c, Ingress, resp+serverH2, split)
+		if c.State() != Upgraded {
+			t.Fatalf("split %d: state %v", split, c.State())
+		}
+		u := c.Upgrade()
+		if u == nil || u.Protocol != "h2c" || u.ReqDir != Egress || u.Request.Target != "/up" {
+			t.Fatalf("split %d: upgrade %+v", split, u)
+		}
+		if string(u.Tail[Ingress])+after != serverH2 || string(u.Tail[Egress]) != clientH2[:10] {
+			t.Errorf("split %d: tails %q / %q", split, u.Tail[Egress], u.Tail[Ingress])
+		}
+		if len(got) != 1 || got[0].Response.StatusCode != 101 {
+			t.Errorf("split %d: %d exchanges", split, len(got))
+		}
+	}
+}
+
+// feedSplit feeds s in pieces of n bytes and returns the pieces left once
+// the parser stopped on an upgrade.
+func feedSplit(c *Conn, d Dir, s string, n int) string {
+	for i := 0; i < len(s); i += n {
+		if c.State() == Upgraded {
+			return s[i:]
+		}
+		c.Feed(d, []byte(s[i:min(i+n, len(s))]), int64(i+1))
+	}
+	return ""
+}

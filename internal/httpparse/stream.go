@@ -138,6 +138,14 @@ func (c *Conn) feed(dir Dir, p []byte, ts int64) {
 		}
 		p = p[n:]
 	}
+	if c.upgradePending && c.upgrade != nil {
+		// This feed carried the end of the 101: what follows it belongs
+		// to the new protocol.
+		c.upgradePending = false
+		if len(p) > 0 {
+			c.upgrade.Tail[dir] = append(c.upgrade.Tail[dir], p...)
+		}
+	}
 }
 
 // feedHead accumulates a start line and header section and returns how many
@@ -338,6 +346,9 @@ func (c *Conn) responseFraming(s *stream, m *exchange.Message, status int) {
 	}
 	switch {
 	case status == 101, method == "CONNECT" && status/100 == 2:
+		if status == 101 && e != nil {
+			c.noteUpgrade(e, m)
+		}
 		c.finishMessage(s)
 		c.upgraded()
 		return
