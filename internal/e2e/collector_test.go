@@ -178,6 +178,13 @@ func TestCollectorEndToEnd(t *testing.T) {
 		})
 	}
 
+	// The bearer token sent by curl appears nowhere in what the collector
+	// wrote: not in span or log attributes, not in the resource's
+	// command line.
+	raw, err := os.ReadFile(out)
+	require.NoError(t, err)
+	assert.NotContains(t, string(raw), "s3cr3t", "the Authorization secret leaked into the OTLP output")
+
 	// The python server's side of the same exchange is a SERVER span.
 	t.Run("server side", func(t *testing.T) {
 		var found bool
