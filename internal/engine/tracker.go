@@ -24,6 +24,9 @@ type stream struct {
 	lastSeen int64  // kernel ns
 	indexed  bool   // SSL stream entered in sslByFD
 	parser   parser // chosen from the first payload: HTTP/2 or HTTP/1
+	// newer/older link the streams by last activity (the tracker's LRU
+	// list), so evicting the least recently seen one at the cap is O(1).
+	newer, older *stream
 }
 
 // parser is what httpparse.Conn and h2parse.Conn have in common.
@@ -52,6 +55,8 @@ type tracker struct {
 	// ends them even when the application never called SSL_shutdown/SSL_free.
 	sslByFD map[fdKey]map[uint64]struct{}
 	byTGID  map[uint32]map[uint64]struct{}
+	// newest and oldest end the LRU list of streams by last record.
+	newest, oldest *stream
 }
 
 func newTracker(opts httpparse.Options, maxConn int, stats *counters, emit func(*stream, *exchange.Exchange)) *tracker {
@@ -78,13 +83,49 @@ func (t *tracker) get(r *record) *stream {
 	s = &stream{id: r.connID, tgid: r.tgid, fd: r.fd, source: r.source}
 	t.streams[r.connID] = s
 	addIndex(t.byTGID, r.tgid, s.id)
+	t.pushNewest(s)
 	return s
+}
+
+// touch marks s as the most recently seen stream.
+func (t *tracker) touch(s *stream) {
+	if t.newest == s {
+		return
+	}
+	t.unlink(s)
+	t.pushNewest(s)
+}
+
+func (t *tracker) pushNewest(s *stream) {
+	s.older, s.newer = t.newest, nil
+	if t.newest != nil {
+		t.newest.newer = s
+	}
+	t.newest = s
+	if t.oldest == nil {
+		t.oldest = s
+	}
+}
+
+func (t *tracker) unlink(s *stream) {
+	if s.newer != nil {
+		s.newer.older = s.older
+	} else if t.newest == s {
+		t.newest = s.older
+	}
+	if s.older != nil {
+		s.older.newer = s.newer
+	} else if t.oldest == s {
+		t.oldest = s.newer
+	}
+	s.newer, s.older = nil, nil
 }
 
 // data feeds one EV_DATA record, detecting holes and overlaps by position.
 func (t *tracker) data(r *record) {
 	s := t.get(r)
 	s.lastSeen = r.ts
+	t.touch(s)
 	if r.remote.IsValid() {
 		s.local, s.remote = r.local, r.remote
 	}
@@ -226,14 +267,10 @@ func (t *tracker) sweep(cutoff int64) {
 	}
 }
 
+// evictOldest ends the least recently seen stream. It used to scan every
+// stream: at the cap that made each new connection cost O(maxStreams).
 func (t *tracker) evictOldest() {
-	var oldest *stream
-	for _, s := range t.streams {
-		if oldest == nil || s.lastSeen < oldest.lastSeen {
-			oldest = s
-		}
-	}
-	if oldest != nil {
+	if oldest := t.oldest; oldest != nil {
 		t.stats.connsEvicted.Add(1)
 		t.finish(oldest, oldest.lastSeen)
 	}
@@ -241,6 +278,7 @@ func (t *tracker) evictOldest() {
 
 func (t *tracker) finish(s *stream, ts int64) {
 	delete(t.streams, s.id)
+	t.unlink(s)
 	removeIndex(t.byTGID, s.tgid, s.id)
 	if s.indexed {
 		removeIndex(t.sslByFD, fdKey{s.tgid, s.fd}, s.id)
