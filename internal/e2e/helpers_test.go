@@ -438,3 +438,20 @@ func (c exchangeCase) run(t *testing.T) {
 	t.Helper()
 	curl(t, append(append([]string{"-o", "/dev/null"}, c.args...), c.url)...)
 }
+
+// waitFor polls missing every 200ms until it reports nothing missing, or
+// fails the test after timeout with what is still missing.
+func waitFor(t *testing.T, timeout time.Duration, msg string, missing func() []string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		m := missing()
+		if len(m) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s within %v; missing: %s", msg, timeout, strings.Join(m, ", "))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -47,16 +47,19 @@ func TestOTLPPipeline(t *testing.T) {
 	for _, c := range cases {
 		c.run(t)
 	}
-	require.Eventually(t, func() bool {
+	waitFor(t, 60*time.Second, "not every exchange arrived at collector B", func() (missing []string) {
 		res.load(t)
 		for _, c := range cases {
 			s := res.clientSpan("curl", c.url)
-			if s == nil || res.logFor(s.span.SpanID()) == nil {
-				return false
+			switch {
+			case s == nil:
+				missing = append(missing, c.name+": span")
+			case res.logFor(s.span.SpanID()) == nil:
+				missing = append(missing, c.name+": log record")
 			}
 		}
-		return true
-	}, 30*time.Second, 200*time.Millisecond, "not every exchange arrived at collector B")
+		return missing
+	})
 
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -81,17 +81,23 @@ func TestS3BodiesPipeline(t *testing.T) {
 	for _, c := range cases {
 		c.run(t)
 	}
-	require.Eventually(t, func() bool {
+	waitFor(t, 60*time.Second, "not every exchange reached both the bucket and the OTLP backend", func() (missing []string) {
 		stored.load(t)
 		backend.load(t)
 		for _, c := range cases {
+			if stored.clientLog("curl", c.url) == nil {
+				missing = append(missing, c.name+": log record in the bucket")
+			}
 			s := backend.clientSpan("curl", c.url)
-			if stored.clientLog("curl", c.url) == nil || s == nil || backend.logFor(s.span.SpanID()) == nil {
-				return false
+			switch {
+			case s == nil:
+				missing = append(missing, c.name+": span at the OTLP backend")
+			case backend.logFor(s.span.SpanID()) == nil:
+				missing = append(missing, c.name+": log record at the OTLP backend")
 			}
 		}
-		return true
-	}, 60*time.Second, 500*time.Millisecond, "not every exchange reached both the bucket and the OTLP backend")
+		return missing
+	})
 
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
