@@ -17,6 +17,9 @@ import (
 // decodes every component's settings and runs its checks (OTTL statements
 // included) without starting anything, so it needs no root.
 func TestPipelineConfigsValidate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds the collector")
+	}
 	root := repoRoot(t)
 	var configs []string
 	err := filepath.WalkDir(filepath.Join(root, "testdata", "collector"), func(p string, d os.DirEntry, err error) error {
