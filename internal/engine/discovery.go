@@ -103,12 +103,62 @@ type discoverer struct {
 	// notGo remembers executables that are not Go TLS programs, so the
 	// exec of a shell or coreutil costs one stat.
 	notGo map[fileID]struct{}
+
+	// Which processes use each hooked file. Probes on a file no process
+	// has used for releaseAfter are detached; the host's own libssl files
+	// stay hooked (pinned) so new processes never race their attach.
+	releaseAfter time.Duration
+	users        map[fileID]map[uint32]struct{}
+	byPID        map[uint32][]fileID
+	pinned       map[fileID]bool
+	idleSince    map[fileID]time.Time
+}
+
+// use records that pid maps the hooked file id.
+func (d *discoverer) use(id fileID, pid uint32) {
+	set := d.users[id]
+	if set == nil {
+		set = map[uint32]struct{}{}
+		d.users[id] = set
+	}
+	if _, ok := set[pid]; !ok {
+		set[pid] = struct{}{}
+		d.byPID[pid] = append(d.byPID[pid], id)
+	}
+	delete(d.idleSince, id)
+}
+
+// release forgets pid's use of files (exit, or exec of a new image).
+func (d *discoverer) release(pid uint32, now time.Time) {
+	for _, id := range d.byPID[pid] {
+		set := d.users[id]
+		delete(set, pid)
+		if len(set) == 0 && !d.pinned[id] {
+			delete(d.users, id)
+			d.idleSince[id] = now
+		}
+	}
+	delete(d.byPID, pid)
+}
+
+// detachIdle releases the probes of files unused for releaseAfter.
+func (d *discoverer) detachIdle(now time.Time) {
+	for id, since := range d.idleSince {
+		if now.Sub(since) < d.releaseAfter {
+			continue
+		}
+		delete(d.idleSince, id)
+		if n := d.kern.detach(id); n > 0 {
+			d.logger.Debug("released probes of a file no process uses", zap.Uint64("inode", id.ino), zap.Int("probes", n))
+		}
+	}
 }
 
 // notification asks the discoverer to look at a process again.
 type notification struct {
 	pid  uint32
 	exec bool // a new image: its identity changed too
+	exit bool // the process is gone: release its files
 }
 
 // initial hooks the host's libssl and every running process.
@@ -122,7 +172,9 @@ func (d *discoverer) initial() {
 			if _, err := d.kern.attachOpenSSL(p, id); err != nil {
 				d.stats.attachErrors.Add(1)
 				d.logger.Warn("cannot hook system libssl", zap.String("path", p), zap.Error(err))
+				continue
 			}
+			d.pinned[id] = true
 		}
 	}
 	pids, err := d.scan.PIDs()
@@ -169,6 +221,7 @@ func (d *discoverer) attachProcess(pid uint32) {
 		}
 		id := fileID{dev: t.Key.Dev, ino: t.Key.Inode}
 		if d.kern.attached(id) {
+			d.use(id, pid)
 			continue
 		}
 		n, err := d.kern.attachOpenSSL(t.Path, id)
@@ -177,6 +230,7 @@ func (d *discoverer) attachProcess(pid uint32) {
 			d.logger.Warn("cannot hook TLS library", zap.Uint32("pid", pid), zap.String("path", t.Path), zap.Error(err))
 			continue
 		}
+		d.use(id, pid)
 		if n > 0 {
 			d.logger.Info("hooked OpenSSL", zap.Uint32("pid", pid), zap.String("path", t.Path), zap.Int("probes", n))
 		}
@@ -190,12 +244,22 @@ func (d *discoverer) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	sweep := time.NewTicker(max(d.releaseAfter/4, 10*time.Millisecond))
+	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case now := <-sweep.C:
+			d.detachIdle(now)
 		case n := <-d.work:
+			if n.exit {
+				delete(pending, n.pid)
+				d.release(n.pid, time.Now())
+				continue
+			}
 			if n.exec {
+				d.release(n.pid, time.Now()) // the old image's files
 				// Read the identity now, while the process surely lives:
 				// a short-lived client may be gone by the time its
 				// exchange is emitted.
@@ -231,7 +295,11 @@ func (d *discoverer) attachGo(pid uint32) {
 	if err != nil {
 		return
 	}
-	if _, ok := d.notGo[id]; ok || d.kern.attached(id) {
+	if _, ok := d.notGo[id]; ok {
+		return
+	}
+	if d.kern.attached(id) {
+		d.use(id, pid)
 		return
 	}
 	info, err := d.goBins.Inspect(exe)
@@ -259,6 +327,7 @@ func (d *discoverer) attachGo(pid uint32) {
 		d.logger.Warn("cannot hook Go crypto/tls", zap.Uint32("pid", pid), zap.Error(err))
 		return
 	}
+	d.use(id, pid)
 	if n > 0 {
 		d.logger.Info("hooked Go crypto/tls", zap.Uint32("pid", pid), zap.String("go", info.GoVersion),
 			zap.String("functions", info.FuncsFrom), zap.String("layout", info.OffsetsFrom), zap.Int("probes", n))

@@ -33,6 +33,10 @@ const (
 	idleTimeout  = 5 * time.Minute
 	sweepEvery   = 10 * time.Second
 	discoveryCap = 4096
+	// probeReleaseAfter keeps probes on a file for a while after its last
+	// process exited: a binary run again and again (cron, CI) is not
+	// re-analysed and re-attached every time.
+	probeReleaseAfter = 30 * time.Second
 )
 
 // Engine is one running capture pipeline. Create it with New, then Start
@@ -42,7 +46,9 @@ type Engine struct {
 	logger *zap.Logger
 	sink   Sink
 	policy *policy.Policy
-	stats  counters
+	// probeRelease is how long probes stay on a file no process uses.
+	probeRelease time.Duration
+	stats        counters
 
 	kernMu  sync.Mutex // guards kern against Stats during Shutdown
 	kern    *kernel
@@ -76,7 +82,7 @@ func New(cfg Config, logger *zap.Logger, sink Sink) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, logger: logger, sink: sink, policy: pol}, nil
+	return &Engine{cfg: cfg, logger: logger, sink: sink, policy: pol, probeRelease: probeReleaseAfter}, nil
 }
 
 // Start loads and attaches the probes and starts the pipeline. It returns a
@@ -107,7 +113,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	procs := newProcCache(scan)
 	procs.redactArgs = e.policy.RedactCommandArgs
 	disc := &discoverer{logger: e.logger, cfg: e.cfg, scan: scan, kern: kern, procs: procs, stats: &e.stats, policy: e.policy,
-		work: make(chan notification, discoveryCap), goBins: goinfo.NewCache(), notGo: map[fileID]struct{}{}}
+		work: make(chan notification, discoveryCap), goBins: goinfo.NewCache(), notGo: map[fileID]struct{}{},
+		releaseAfter: e.probeRelease, users: map[fileID]map[uint32]struct{}{}, byPID: map[uint32][]fileID{},
+		pinned: map[fileID]bool{}, idleSince: map[fileID]time.Time{}}
 	disc.initial()
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -174,6 +182,7 @@ func (e *Engine) handle(tr *tracker, disc *discoverer, procs *procCache, r *reco
 		disc.notify(notification{pid: r.tgid})
 	case tlsbpf.EvExit:
 		tr.processExit(r.tgid, r.ts)
+		disc.notify(notification{pid: r.tgid, exit: true})
 		if e.policy.HasProcessRules() {
 			e.kern.skipProcess(r.tgid, false)
 		}

@@ -136,3 +136,48 @@ func ourPrograms(t *testing.T) int {
 		}
 	}
 }
+
+// Probes on a file whose processes all exited are released (after
+// probeRelease); the host's own libssl stays hooked.
+func TestProbesReleasedAfterExit(t *testing.T) {
+	requireRoot(t)
+	e, err := New(DefaultConfig(), nil, func(*exchange.Exchange) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.probeRelease = 300 * time.Millisecond
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown(context.Background())
+	node, err := filepath.EvalSymlinks("/usr/bin/node")
+	if err != nil {
+		t.Skip("no node")
+	}
+	id, _ := statID(node)
+	lib, _ := statID("/usr/lib/x86_64-linux-gnu/libssl.so.3")
+	cmd := exec.Command(node, "-e", "setTimeout(() => {}, 60000)")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !e.kern.attached(id) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("node never hooked")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline = time.Now().Add(10 * time.Second)
+	for e.kern.attached(id) {
+		if time.Now().After(deadline) {
+			t.Fatal("probes on node still attached 10 s after its only process exited")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !e.kern.attached(lib) {
+		t.Error("the host's libssl was released; it must stay hooked")
+	}
+}

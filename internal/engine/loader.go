@@ -104,7 +104,9 @@ type kernel struct {
 	mu       sync.Mutex
 	uprobes  map[fileID][]link.Link
 	nUprobes int
-	goSlots  uint32 // go_layouts entries in use
+	goSlots  uint32            // go_layouts entries ever used
+	goFree   []uint32          // go_layouts entries released, reused first
+	goSlotOf map[fileID]uint32 // the entry each hooked Go binary uses
 }
 
 // fileID identifies an attached file: uprobes live on inodes.
@@ -266,10 +268,15 @@ func (k *kernel) attachGo(path string, id fileID, info goinfo.Info) (int, error)
 	if len(info.Read.Returns) == 0 || info.Read.Entry == 0 || info.Write.Entry == 0 {
 		return 0, fmt.Errorf("attach Go TLS probes to %s: functions not located", path)
 	}
-	if k.goSlots >= tlsbpf.MaxGoBinaries {
-		return 0, fmt.Errorf("attach Go TLS probes to %s: more than %d distinct Go binaries", path, tlsbpf.MaxGoBinaries)
+	var slot uint32
+	switch {
+	case len(k.goFree) > 0:
+		slot = k.goFree[len(k.goFree)-1]
+	case k.goSlots < tlsbpf.MaxGoBinaries:
+		slot = k.goSlots
+	default:
+		return 0, fmt.Errorf("attach Go TLS probes to %s: more than %d distinct Go binaries hooked at once", path, tlsbpf.MaxGoBinaries)
 	}
-	slot := k.goSlots
 	layout := tlsbpf.GoOffsets{
 		ConnConn:  info.Offsets.ConnConn,
 		TcpconnFd: info.Offsets.TCPConnFD,
@@ -310,7 +317,15 @@ func (k *kernel) attachGo(path string, id fileID, info goinfo.Info) (int, error)
 		}
 		return 0, fmt.Errorf("attach Go TLS probes to %s: %w", path, errors.Join(errs...))
 	}
-	k.goSlots++
+	if len(k.goFree) > 0 && k.goFree[len(k.goFree)-1] == slot {
+		k.goFree = k.goFree[:len(k.goFree)-1]
+	} else {
+		k.goSlots++
+	}
+	if k.goSlotOf == nil {
+		k.goSlotOf = map[fileID]uint32{}
+	}
+	k.goSlotOf[id] = slot
 	k.uprobes[id] = links
 	k.nUprobes += len(links)
 	return len(links), nil
@@ -378,6 +393,23 @@ func (k *kernel) attachOpenSSL(path string, id fileID) (int, error) {
 		k.logger.Warn("some OpenSSL probes could not be attached", zap.String("path", path), zap.Error(errors.Join(errs...)))
 	}
 	return len(links), nil
+}
+
+// detach closes the probes on one file and returns how many there were.
+func (k *kernel) detach(id fileID) int {
+	k.mu.Lock()
+	links := k.uprobes[id]
+	delete(k.uprobes, id)
+	k.nUprobes -= len(links)
+	if slot, ok := k.goSlotOf[id]; ok {
+		delete(k.goSlotOf, id)
+		k.goFree = append(k.goFree, slot)
+	}
+	k.mu.Unlock()
+	for _, l := range links {
+		l.Close()
+	}
+	return len(links)
 }
 
 func (k *kernel) attached(id fileID) bool {
