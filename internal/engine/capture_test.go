@@ -140,7 +140,7 @@ func TestCurlPostLargeBody(t *testing.T) {
 	if err := os.WriteFile(file, payload, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pid, out := run(t, "curl", "-sk", "--data-binary", "@"+file, "-H", "Content-Type: application/octet-stream",
+	pid, out := run(t, "curl", "-sk", "--data-binary", "@"+file, "-H", "Content-Type: text/plain",
 		fmt.Sprintf("https://127.0.0.1:%d/upload", srv.port))
 	sum := sha256.Sum256(payload)
 	wantReply := fmt.Sprintf("%d %s", len(payload), hex.EncodeToString(sum[:]))
