@@ -458,7 +458,10 @@ func TestHostCapturesCurl(t *testing.T) {
 	requireRoot(t)
 	tlsPort := serve(t, true)
 	plainPort := serve(t, false)
-	h := startHost(t, "-i", "100", "Max_Body_Bytes", "1000", "queue_size", "1000")
+	// Only curl and this test process: the plugin sees the whole host, and
+	// in CI other packages' tests run alongside (also proves include_executables).
+	h := startHost(t, "-i", "100", "Max_Body_Bytes", "1000", "queue_size", "1000",
+		"include_executables", "curl,"+filepath.Base(os.Args[0]))
 	h.waitInit(t)
 
 	before := time.Now()
