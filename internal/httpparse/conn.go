@@ -139,6 +139,14 @@ type Conn struct {
 	queue []*entry
 	nResp int
 
+	// After a gap that swallowed a message start the pairing of what
+	// follows is inferred (see lostStart). orphans counts final responses
+	// seen with no request pending since the last request was queued: they
+	// answered requests lost in a gap. gapPrevTS is the gap direction's
+	// last time before the gap.
+	orphans   int
+	gapPrevTS int64
+
 	upgrade        *Upgrade
 	upgradePending bool // the feed that completed the 101 still owes its tail
 }
@@ -250,6 +258,9 @@ func (c *Conn) role() exchange.Role {
 
 // push queues a new request and enforces MaxPending.
 func (c *Conn) push(e *entry) {
+	if !e.drop {
+		c.orphans = 0
+	}
 	c.queue = append(c.queue, e)
 	for len(c.queue)-c.nResp > c.opts.MaxPending {
 		old := c.queue[c.nResp]
@@ -264,6 +275,7 @@ func (c *Conn) push(e *entry) {
 // for a response without a known request (its request was never seen).
 func (c *Conn) nextResponse() *entry {
 	if c.nResp >= len(c.queue) {
+		c.orphans++
 		return nil
 	}
 	e := c.queue[c.nResp]
@@ -347,21 +359,50 @@ func (c *Conn) upgraded() {
 }
 
 // lostStart handles a gap that swallowed the start of a message, so that
-// requests and responses stay paired: a lost request gets a placeholder that
-// absorbs its response, a lost response gives up on the request it answered.
+// requests and responses stay paired. How many messages the gap held is
+// unknown; the rules below are exact for clients that wait for each
+// response before the next request (the common keep-alive case):
+//   - a lost request gets a placeholder that absorbs its response, unless
+//     responses without a request were already seen since the last request
+//     (they answered the lost requests);
+//   - a lost response gives up on the oldest pending request; when several
+//     are pending and at most one was outstanding before the gap (no
+//     pipelining), the gap held the responses of all but the newest.
 func (c *Conn) lostStart(s *stream) {
 	if c.state != HTTP {
 		return
 	}
 	if s.kind == kindRequest {
-		c.push(&entry{drop: true, reqDone: true})
+		if c.orphans == 0 {
+			c.push(&entry{drop: true, reqDone: true})
+		}
+		c.orphans = 0
 		return
 	}
-	if e := c.nextResponse(); e != nil {
+	lost := 1
+	if pending := len(c.queue) - c.nResp; pending > 1 {
+		early := 0
+		for _, e := range c.queue[c.nResp:] {
+			if !e.drop && e.req.FirstByte <= c.gapPrevTS {
+				early++
+			}
+		}
+		if early <= 1 {
+			lost = pending - 1
+		}
+	}
+	for range lost {
+		e := c.nextResponse()
+		if e == nil {
+			break
+		}
 		e.respDone = true
 		e.ex.Flags |= exchange.Incomplete | exchange.NoResponse
 		c.releaseHold(e)
 		c.tryEmit()
+		if c.stopped() {
+			return
+		}
 	}
 }
 

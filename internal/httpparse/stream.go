@@ -567,6 +567,7 @@ func (c *Conn) abortHead(s *stream, why abortReason) {
 // copy (beyond the kernel's per-call cap): inside a body whose captured
 // prefix is already full they lose nothing, so they flag nothing.
 func (c *Conn) gap(s *stream, n int64, ts int64, known bool) {
+	c.gapPrevTS = s.lastTS
 	s.lastTS = ts
 	switch s.phase {
 	case phHead:

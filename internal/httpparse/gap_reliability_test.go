@@ -1,0 +1,65 @@
+package httpparse
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/tlstap/tlstap/internal/exchange"
+)
+
+// A sequential keep-alive client; the ring buffer drops whole records. The
+// pairing of what remains must never attach a response to another
+// request's exchange. Found by TestFaultSlowConsumer in internal/engine
+// ("/r/318 -> reply 319"): a gap that swallowed two whole responses was
+// taken for one.
+func TestReliabilityMultiMessageGapNeverSplices(t *testing.T) {
+	req := func(i int) string { return fmt.Sprintf("GET /r/%d HTTP/1.1\r\nHost: h\r\n\r\n", i) }
+	resp := func(i int) string {
+		b := fmt.Sprintf("reply %d", i)
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
+	}
+	for _, tc := range []struct {
+		name     string
+		lostReq  map[int]bool
+		lostResp map[int]bool
+	}{
+		{"two responses lost", nil, map[int]bool{2: true, 3: true}},
+		{"three responses lost", nil, map[int]bool{2: true, 3: true, 4: true}},
+		{"two requests lost", map[int]bool{2: true, 3: true}, nil},
+		{"request and response lost", map[int]bool{3: true}, map[int]bool{2: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var evs []ev
+			var pend [2]int64 // bytes lost and not yet reported, per direction
+			ts := int64(0)
+			emit := func(d Dir, lost bool, data string) {
+				ts++
+				if lost {
+					pend[d] += int64(len(data))
+					return
+				}
+				if pend[d] > 0 {
+					evs = append(evs, gap(d, ts, pend[d]))
+					pend[d] = 0
+				}
+				evs = append(evs, ev{kind: 'f', dir: d, data: data, ts: ts})
+			}
+			for i := 1; i <= 6; i++ {
+				emit(Egress, tc.lostReq[i], req(i))
+				emit(Ingress, tc.lostResp[i], resp(i))
+			}
+			evs = append(evs, closed(ts+1))
+			exs, _ := run(Options{MaxBodyBytes: 1024}, evs, whole)
+			for _, ex := range exs {
+				if ex.Request == nil || ex.Response == nil || ex.Flags.Has(exchange.NoResponse) {
+					continue
+				}
+				want := "reply " + strings.TrimPrefix(ex.Request.Target, "/r/")
+				if string(ex.Response.Body) != want {
+					t.Errorf("%s paired with %q (flags %v)", ex.Request.Target, ex.Response.Body, ex.Flags.Names())
+				}
+			}
+		})
+	}
+}
