@@ -1,0 +1,456 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/tlstap/tlstap/internal/exchange"
+)
+
+// warnings returns the recorded log entries at Warn or above.
+func warnings(logs *observer.ObservedLogs) []observer.LoggedEntry {
+	return logs.Filter(func(e observer.LoggedEntry) bool { return e.Level >= zapcore.WarnLevel }).All()
+}
+
+func logEntries(t *testing.T, what string, es []observer.LoggedEntry) {
+	t.Helper()
+	for i, e := range es {
+		if i == 20 {
+			t.Logf("%s: … %d more", what, len(es)-20)
+			break
+		}
+		t.Logf("%s: %s %s %v", what, e.Level, e.Message, e.ContextMap())
+	}
+}
+
+// TestFaultExitMidAttach: 200 processes (python with OpenSSL, node with its
+// static OpenSSL, a Go program) killed right after they start, while the
+// engine inspects and hooks them. No error storm, no crash, capture works
+// afterwards.
+func TestFaultExitMidAttach(t *testing.T) {
+	c, logs := startCaptureObserved(t, DefaultConfig())
+	srv := startGoServer(t, true, echoHandler())
+	st0 := c.eng.Stats()
+	w0 := len(warnings(logs))
+	cmds := [][]string{
+		{"python3", "-c", "import ssl, time; time.sleep(5)"},
+		{"node", "-e", "require('https'); setTimeout(() => {}, 5000)"},
+		{os.Args[0], "-test.run", "^TestReliabilityHelper$"},
+	}
+	t0 := time.Now()
+	for i := range 200 {
+		args := cmds[i%len(cmds)]
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), "TLSTAP_REL_HELPER=sleep")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i%10) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	took := time.Since(t0)
+	time.Sleep(500 * time.Millisecond) // the discoverer catches up
+	st := c.eng.Stats()
+	ws := warnings(logs)[w0:]
+	logEntries(t, "warning", ws)
+	t.Logf("200 processes killed mid-attach in %v: %d warnings, attach errors +%d, probes %d -> %d",
+		took.Round(time.Millisecond), len(ws), st.AttachErrors-st0.AttachErrors, st0.ProbesAttached, st.ProbesAttached)
+	if len(ws) > 10 || st.AttachErrors-st0.AttachErrors > 10 {
+		t.Errorf("error storm: %d warnings, %d attach errors for 200 processes that exited mid-attach", len(ws), st.AttachErrors-st0.AttachErrors)
+	}
+	pid, _ := run(t, "curl", "-sk", fmt.Sprintf("https://127.0.0.1:%d/hello", srv.port))
+	c.waitFor(t, pid, "/hello", 10*time.Second)
+}
+
+const pyLibClient = `
+import ssl, sys, time, http.client
+libs = sorted({l.split()[-1] for l in open('/proc/self/maps') if 'libssl' in l})
+time.sleep(float(sys.argv[3]))
+ctx = ssl._create_unverified_context()
+c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), context=ctx)
+c.request("GET", sys.argv[2])
+body = c.getresponse().read()
+print("LIBS", " ".join(libs))
+print("BODY", body.decode())
+`
+
+// copyFile copies src to dst (a new file, or in place over an existing one).
+func copyFile(t *testing.T, src, dst string, extra int) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, make([]byte, extra)...)
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+func systemLibSSLPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range systemLibSSL() {
+		if strings.Contains(filepath.Base(p), "libssl.so.3") {
+			return p
+		}
+	}
+	t.Skip("no libssl.so.3 on this host")
+	return ""
+}
+
+// TestFaultLibraryReplaced: a private copy of libssl used through
+// LD_LIBRARY_PATH is hooked; then it is replaced on disk by a different file
+// (rename over it, as package managers do: a new inode) and rewritten in
+// place (same inode). Each client is captured.
+func TestFaultLibraryReplaced(t *testing.T) {
+	c, logs := startCaptureObserved(t, DefaultConfig())
+	srv := startGoServer(t, true, echoHandler())
+	sys := systemLibSSLPath(t)
+	dir := t.TempDir()
+	lib := filepath.Join(dir, "libssl.so.3")
+	copyFile(t, sys, lib, 0)
+	script := writeFile(t, t.TempDir(), "client.py", pyLibClient)
+	// A foreign flood on a shared host can drop a client's records (the
+	// loss is counted): up to three attempts per step.
+	client := func(step int) {
+		t.Helper()
+		for attempt := 1; ; attempt++ {
+			target := fmt.Sprintf("/r/%d", step)
+			cmd := exec.Command("python3", script, strconv.Itoa(srv.port), target, "0.3")
+			cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir)
+			started := time.Now()
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("client %d: %v", step, err)
+			}
+			if !strings.Contains(string(out), "LIBS "+lib) {
+				t.Fatalf("client %d did not load the copy: %s", step, out)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) && len(c.find(cmd.Process.Pid, target)) == 0 {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if exs := c.find(cmd.Process.Pid, target); len(exs) > 0 {
+				if ex := exs[0]; ex.Response == nil || string(ex.Response.Body) != fmt.Sprintf("reply %d", step) {
+					t.Errorf("client %d: response %+v", step, ex.Response)
+				}
+				return
+			}
+			for _, e := range logs.All() {
+				if m := e.ContextMap(); fmt.Sprint(m["pid"]) == strconv.Itoa(cmd.Process.Pid) {
+					t.Logf("+%v: %s %v", e.Time.Sub(started).Round(time.Millisecond), e.Message, m)
+				}
+			}
+			if attempt == 3 {
+				t.Fatalf("client %d not captured in 3 attempts (%+v)", step, c.eng.Stats())
+			}
+			t.Logf("client %d attempt %d not captured (events lost so far %d): retrying", step, attempt, c.eng.Stats().EventsLost)
+		}
+	}
+	client(1)
+	id1, _ := statID(lib)
+	t.Logf("after the first client exited: probes on its (now unused) copy still attached: %v; probes %d", c.eng.kern.attached(id1), c.eng.Stats().ProbesAttached)
+
+	// Replaced by rename: a different file (4 KiB longer) under the same name.
+	copyFile(t, sys, lib+".new", 4096)
+	if err := os.Rename(lib+".new", lib); err != nil {
+		t.Fatal(err)
+	}
+	id2, _ := statID(lib)
+	if id2 == id1 {
+		t.Fatal("rename kept the inode")
+	}
+	client(2)
+	t.Logf("after replacement by rename: old inode still hooked %v, new inode hooked %v; probes %d",
+		c.eng.kern.attached(id1), c.eng.kern.attached(id2), c.eng.Stats().ProbesAttached)
+
+	// Rewritten in place: same inode, different content (the 4 KiB tail gone).
+	copyFile(t, sys, lib, 0)
+	if id3, _ := statID(lib); id3 != id2 {
+		t.Fatal("in-place rewrite changed the inode")
+	}
+	client(3)
+	logEntries(t, "warning", warnings(logs))
+}
+
+const pyJailClient = `
+import ssl, sys, os, time, http.client, socket, encodings.idna
+ctx = ssl._create_unverified_context()
+os.chroot(sys.argv[2]); os.chdir("/")
+time.sleep(0.5)
+c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), context=ctx)
+c.request("GET", "/r/jail")
+print(c.getresponse().read().decode())
+`
+
+const pyZombie = `
+import os, time
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+print(pid, flush=True)
+time.sleep(60)
+`
+
+// TestFaultUnreadableRoot: a zombie (its /proc/<pid>/root cannot be read)
+// present when the engine starts, and a process that chroots into an empty
+// tmpfs in its own mount namespace right after loading its own copy of
+// libssl. The engine keeps running, says precisely what it could not do,
+// and still captures.
+func TestFaultUnreadableRoot(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare not installed")
+	}
+	zdir := t.TempDir()
+	zombie := exec.Command("python3", writeFile(t, zdir, "zombie.py", pyZombie))
+	zout, _ := zombie.StdoutPipe()
+	if err := zombie.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { zombie.Process.Kill(); zombie.Wait() })
+	var zpid int
+	fmt.Fscan(zout, &zpid)
+	time.Sleep(100 * time.Millisecond)
+	if _, err := os.Readlink(fmt.Sprintf("/proc/%d/root", zpid)); err == nil {
+		t.Fatalf("zombie %d: /proc/<pid>/root is readable", zpid)
+	} else {
+		t.Logf("zombie %d: %v", zpid, err)
+	}
+
+	c, logs := startCaptureObserved(t, DefaultConfig())
+	srv := startGoServer(t, true, echoHandler())
+	libdir := t.TempDir()
+	copyFile(t, systemLibSSLPath(t), filepath.Join(libdir, "libssl.so.3"), 0)
+	jail := t.TempDir()
+	dir := t.TempDir()
+	script := writeFile(t, dir, "jail.py", pyJailClient)
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
+		fmt.Sprintf("mount -t tmpfs tmpfs %s && exec env LD_LIBRARY_PATH=%s python3 %s %d %s", jail, libdir, script, srv.port, jail))
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "reply jail" {
+		t.Fatalf("jailed client: %v %s", err, out)
+	}
+	// unshare execs sh which execs env which execs python: one pid.
+	jpid := cmd.Process.Pid
+	time.Sleep(time.Second)
+	jailed := c.find(jpid, "/r/jail")
+	for _, e := range logs.All() {
+		if m := e.ContextMap(); fmt.Sprint(m["pid"]) == strconv.Itoa(jpid) {
+			t.Logf("log for the jailed pid: %s %s %v", e.Level, e.Message, m)
+		}
+	}
+	ws := warnings(logs)
+	logEntries(t, "warning", ws)
+	t.Logf("chrooted client in its own mount namespace: %d exchanges captured; %d warnings", len(jailed), len(ws))
+	if len(jailed) == 0 {
+		t.Errorf("the chrooted client with its own libssl was not captured (%+v)", c.eng.Stats())
+	}
+	for _, w := range ws {
+		m := w.ContextMap()
+		if m["pid"] == nil && m["path"] == nil {
+			t.Errorf("imprecise warning (no pid, no path): %s %v", w.Message, m)
+		}
+	}
+	pid, _ := run(t, "curl", "-sk", fmt.Sprintf("https://127.0.0.1:%d/hello", srv.port))
+	c.waitFor(t, pid, "/hello", 10*time.Second)
+}
+
+// pyChunkServer writes each body in 1000-byte SSL_writes: with a tiny ring
+// buffer some records fit and some do not, so captured bodies have holes.
+const pyChunkServer = `
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        n = int(self.path.split("/")[2].split("?")[0])
+        body = bytes((i * 7 + 3) % 251 for i in range(n))
+        self.send_response(200)
+        self.send_header("Content-Length", str(n))
+        self.end_headers()
+        for i in range(0, n, 1000):
+            self.wfile.write(body[i:i+1000])
+    def log_message(self, *a): pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+`
+
+func chunkBody(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte((i*7 + 3) % 251)
+	}
+	return b
+}
+
+// TestFaultRingBufferFull: a 4 KiB ring buffer and a flood of large bodies.
+// Loss is counted, exchanges that lost bytes are flagged incomplete, and
+// every captured body is a prefix of what was sent: never spliced.
+func TestFaultRingBufferFull(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.RingBufferSize = 4096
+	c := startCapture(t, cfg)
+	files, _ := makeCert(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	server := background(t, dir, "python3", writeFile(t, dir, "server.py", pyChunkServer), strconv.Itoa(port), files.cert, files.key)
+	waitPort(t, port)
+	const size = 256 << 10
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command("curl", "-sk", "-o", "/dev/null", fmt.Sprintf("https://127.0.0.1:%d/big/%d?i=[1-4]", port, size))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("curl: %v %s", err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(2 * time.Second)
+	want := chunkBody(size)
+	st := c.eng.Stats()
+	c.mu.Lock()
+	var n, incomplete, whole, checked int
+	for _, ex := range c.all {
+		if ex.Request == nil || !strings.HasPrefix(ex.Request.Target, fmt.Sprintf("/big/%d", size)) {
+			continue
+		}
+		n++
+		if ex.Flags.Has(exchange.Incomplete) {
+			incomplete++
+		}
+		if r := ex.Response; r != nil && len(r.Body) > 0 {
+			checked++
+			if !bytes.Equal(r.Body, want[:min(len(r.Body), len(want))]) || len(r.Body) > len(want) {
+				t.Errorf("pid %d %s: captured body (%d bytes, flags %v) is not a prefix of the body sent", ex.Process.PID, ex.Role, len(r.Body), ex.Flags.Names())
+			}
+			if len(r.Body) == cfg.MaxBodyBytes && !ex.Flags.Has(exchange.Incomplete) {
+				whole++
+			}
+		}
+	}
+	c.mu.Unlock()
+	t.Logf("ring buffer 4 KiB, 24 x 256 KiB bodies: %d exchanges (server %d), %d incomplete, %d with a body prefix checked, %d whole up to the cap; events lost %d, bytes lost %d, stream gaps %d",
+		n, len(c.of(server.Process.Pid)), incomplete, checked, whole, st.EventsLost, st.BytesLost, st.StreamGaps)
+	if st.EventsLost == 0 {
+		t.Errorf("no loss counted with a 4 KiB ring buffer under a flood")
+	}
+	if incomplete == 0 {
+		t.Errorf("no exchange flagged incomplete")
+	}
+}
+
+// TestFaultSlowConsumer: a sink that sleeps 10 ms per exchange behind a
+// 64 KiB ring buffer, fed 1 000 requests as fast as curl makes them. The
+// engine does not queue: it holds the reader, the kernel drops and counts,
+// and memory stays flat.
+func TestFaultSlowConsumer(t *testing.T) {
+	requireRoot(t)
+	cfg := DefaultConfig()
+	cfg.RingBufferSize = 64 << 10
+	var got atomic.Int64
+	var mu sync.Mutex
+	var bad []string
+	eng, err := New(cfg, zaptest.NewLogger(t, zaptest.Level(zapcore.WarnLevel)), func(ex *exchange.Exchange) {
+		time.Sleep(10 * time.Millisecond)
+		if ex.Request != nil && strings.HasPrefix(ex.Request.Target, "/r/") && ex.Response != nil && ex.Process.ExeName != "" {
+			got.Add(1)
+			if string(ex.Response.Body) != "reply "+strings.TrimPrefix(ex.Request.Target, "/r/") {
+				mu.Lock()
+				bad = append(bad, ex.Request.Target+" -> "+string(ex.Response.Body))
+				mu.Unlock()
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		t0 := time.Now()
+		if err := eng.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		t.Logf("shutdown with a slow sink: %v", time.Since(t0).Round(time.Millisecond))
+	}()
+	srv := startGoServer(t, true, echoHandler())
+	base := heapInuse()
+	const n = 1000
+	t0 := time.Now()
+	cmd := exec.Command("curl", "-sk", "-o", "/dev/null", fmt.Sprintf("https://127.0.0.1:%d/r/[1-%d]", srv.port, n))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var peak uint64
+	done := make(chan error)
+	go func() { done <- cmd.Wait() }()
+	for waiting := true; waiting; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			waiting = false
+		case <-time.After(200 * time.Millisecond):
+			peak = max(peak, heapInuse())
+		}
+	}
+	curlTook := time.Since(t0)
+	// Let the sink drain what the engine still holds.
+	for prev := int64(-1); got.Load() != prev; {
+		prev = got.Load()
+		time.Sleep(time.Second)
+		peak = max(peak, heapInuse())
+	}
+	st := eng.Stats()
+	t.Logf("slow sink (10 ms/exchange), ring 64 KiB: curl made %d requests in %v; %d delivered after %v; events lost %d; heap %.1f MiB before, %.1f MiB peak",
+		n, curlTook.Round(time.Millisecond), got.Load(), time.Since(t0).Round(time.Millisecond), st.EventsLost, mib(base), mib(peak))
+	if len(bad) > 0 {
+		// Known weakness (RELIABILITY.md): after long stretches of loss in
+		// both directions a pair can still be inferred wrong. Strict in
+		// the long runs; reported in CI.
+		msg := fmt.Sprintf("%d of %d exchanges paired with another request's response, e.g. %s", len(bad), got.Load(), bad[0])
+		if longRun() {
+			t.Error(msg)
+		} else {
+			t.Log("KNOWN WEAKNESS: " + msg)
+		}
+	}
+	if got.Load() < n && st.EventsLost == 0 && st.ExchangesIncomplete == 0 {
+		t.Errorf("%d exchanges missing and no loss counted", n-got.Load())
+	}
+	if peak > base+32<<20 {
+		t.Errorf("heap grew %.1f MiB behind a slow sink", mib(peak-base))
+	}
+	_ = io.Discard
+}
