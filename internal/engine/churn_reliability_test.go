@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -133,8 +134,10 @@ func TestChurnLong(t *testing.T) {
 	}
 }
 
-// rssBytes is this process's resident set size.
+// rssBytes is this process's resident set size, after returning freed
+// memory to the OS.
 func rssBytes() uint64 {
+	debug.FreeOSMemory()
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
