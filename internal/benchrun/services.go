@@ -1,0 +1,347 @@
+package main
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// writeCert writes a self-signed ECDSA P-256 certificate for 127.0.0.1.
+func writeCert(dir string) (certFile, keyFile string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "tlstap-bench"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+}
+
+// freePort returns a TCP port free on 127.0.0.1 right now; prefer is tried first.
+func freePort(prefer int) int {
+	if prefer > 0 {
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", prefer)); err == nil {
+			l.Close()
+			return prefer
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitPort(port int, d time.Duration) error {
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("nothing listens on 127.0.0.1:%d after %s", port, d)
+}
+
+// nginxConf: TLS, keep-alive, static 1 KiB and 64 KiB files, no access log.
+const nginxConf = `# written by internal/benchrun
+worker_processes %d;
+pid %[2]s/nginx.pid;
+error_log %[2]s/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile off;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    default_type text/plain; # bodies are captured (text/* is in the default body policy)
+    client_body_temp_path %[2]s/tmp;
+    server {
+        listen 127.0.0.1:%[3]d ssl;
+        ssl_certificate %[4]s;
+        ssl_certificate_key %[5]s;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        root %[2]s/www;
+    }
+}
+`
+
+// startNginx writes the config and content into dir and runs nginx in the
+// foreground as a child (own pid file, own error log).
+func startNginx(dir string, workers, port int, cert, key string) (*child, error) {
+	www := filepath.Join(dir, "www")
+	for _, d := range []string{www, filepath.Join(dir, "tmp")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	for name, size := range map[string]int{"1k": 1024, "64k": 64 << 10} {
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = 'a' + byte(i%26)
+		}
+		if err := os.WriteFile(filepath.Join(www, name), b, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	// nginx workers run as "nobody": they must reach the files.
+	for _, d := range []string{dir, www} {
+		_ = os.Chmod(d, 0o755)
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, workers, dir, port, cert, key), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("nginx", "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf)
+	cmd.Stderr = os.Stderr
+	c, err := startChild("nginx", cmd)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitPort(port, 10*time.Second); err != nil {
+		c.stop()
+		b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return nil, fmt.Errorf("nginx: %w\n%s", err, b)
+	}
+	return c, nil
+}
+
+// Collector configurations. The receiver feeds batch → debug (verbosity
+// basic: one log line per batch, no per-record formatting), traces and logs.
+const collectorWithReceiver = `receivers:
+  tlstap:
+    max_body_bytes: 65536
+    tls_probes: [openssl, go]
+    # The machine is shared: capture only the benchmark's own processes
+    # (process rules are applied in the kernel).
+    filters:
+      include:
+        executables: [nginx, wrk, loadgen, sslloop, goloop]
+%[2]s
+processors:
+  batch:
+exporters:
+  debug:
+    verbosity: basic
+service:
+  telemetry:
+    metrics:
+      level: normal
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: %[1]d
+  pipelines:
+    traces:
+      receivers: [tlstap%[3]s]
+      processors: [batch]
+      exporters: [debug]
+    logs:
+      receivers: [tlstap]
+      processors: [batch]
+      exporters: [debug]
+`
+
+// The same binary without the tlstap receiver (footprint baseline).
+const collectorWithout = `receivers:
+%[2]s
+processors:
+  batch:
+exporters:
+  debug:
+    verbosity: basic
+service:
+  telemetry:
+    metrics:
+      level: normal
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: %[1]d
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [debug]
+`
+
+const otlpReceiver = `  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:%d
+`
+
+type collector struct {
+	*child
+	log         string
+	metricsPort int
+	started     time.Time
+	ready       time.Duration // process start → ready log line
+	startup     time.Duration // the engine's own "startup" field
+}
+
+// The collector's logger writes durations as seconds ("startup": 0.35).
+var startupRE = regexp.MustCompile(`tlstap capture started.*"startup":\s*"?([0-9.]+)(\w*)"?`)
+
+// startCollector runs the collector with one of three configurations:
+// "tlstap" (receiver only), "tlstap+otlp" and "otlp" (no tlstap receiver),
+// and waits until it is ready.
+func startCollector(bin, dir, name, kind string, metricsPort int) (*collector, error) {
+	var conf string
+	otlp := fmt.Sprintf(otlpReceiver, freePort(0))
+	switch kind {
+	case "tlstap":
+		conf = fmt.Sprintf(collectorWithReceiver, metricsPort, "", "")
+	case "tlstap+otlp":
+		conf = fmt.Sprintf(collectorWithReceiver, metricsPort, otlp, ", otlp")
+	case "otlp":
+		conf = fmt.Sprintf(collectorWithout, metricsPort, otlp)
+	}
+	cfile := filepath.Join(dir, name+".yaml")
+	logFile := filepath.Join(dir, name+".log")
+	if err := os.WriteFile(cfile, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	lf, err := os.Create(logFile)
+	if err != nil {
+		return nil, err
+	}
+	defer lf.Close()
+	cmd := exec.Command(bin, "--config", cfile)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	t0 := time.Now()
+	c, err := startChild("collector", cmd)
+	if err != nil {
+		return nil, err
+	}
+	col := &collector{child: c, log: logFile, metricsPort: metricsPort, started: t0}
+	want := "tlstap capture started"
+	if kind == "otlp" {
+		want = "Everything is ready"
+	}
+	for deadline := t0.Add(90 * time.Second); ; {
+		b, _ := os.ReadFile(logFile)
+		if strings.Contains(string(b), want) {
+			col.ready = time.Since(t0)
+			if m := startupRE.FindSubmatch(b); m != nil {
+				if len(m[2]) > 0 {
+					col.startup, _ = time.ParseDuration(string(m[1]) + string(m[2]))
+				} else if v, err := strconv.ParseFloat(string(m[1]), 64); err == nil {
+					col.startup = time.Duration(v * float64(time.Second))
+				}
+			}
+			break
+		}
+		if c.exited() || time.Now().After(deadline) {
+			c.stop()
+			return nil, fmt.Errorf("collector (%s) not ready:\n%s", kind, tail(string(b), 3000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := waitPort(metricsPort, 10*time.Second); err != nil {
+		c.stop()
+		return nil, err
+	}
+	return col, nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// metrics scrapes the collector's Prometheus endpoint and sums every
+// otelcol_tlstap_* series by name (without a _total suffix).
+func (c *collector) metrics() (map[string]float64, error) {
+	cl := http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.metricsPort))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "otelcol_tlstap_") {
+			continue
+		}
+		name := line
+		if i := strings.IndexAny(line, "{ "); i >= 0 {
+			name = line[:i]
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			continue
+		}
+		name = strings.TrimSuffix(strings.TrimPrefix(name, "otelcol_tlstap_"), "_total")
+		out[name] += v
+	}
+	return out, sc.Err()
+}
+
+// settle scrapes until exchanges_emitted stops moving (the pipeline drained).
+func (c *collector) settle() map[string]float64 {
+	var last map[string]float64
+	stable := 0
+	for i := 0; i < 100 && stable < 4; i++ {
+		m, err := c.metrics()
+		if err == nil && last != nil && m["exchanges_emitted"] == last["exchanges_emitted"] {
+			stable++
+		} else {
+			stable = 0
+		}
+		if err == nil {
+			last = m
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return last
+}

@@ -1,0 +1,36 @@
+# Benchmarks (issue 7): agent off vs on, on this machine. Not part of `make test`.
+#
+#   make bench        full run (about 8-10 minutes): results table on stdout,
+#                     build/bench/results.{md,json} and CPU profiles of the
+#                     user-space pipeline benchmarks in build/bench/
+#   make bench-quick  short durations, a smoke run (about 2 minutes)
+#
+# Root needed (the agent loads eBPF programs). Installs what is missing:
+# nginx-light, wrk, nghttp2-client, gcc, libssl-dev. BENCH_FLAGS passes
+# options to the driver (go run ./internal/benchrun -h).
+
+BENCH_DEPS_BIN := nginx:nginx-light wrk:wrk h2load:nghttp2-client gcc:gcc
+BENCH_DEPS_PKG := libssl-dev
+BENCH_OUT      ?= build/bench
+BENCH_FLAGS    ?=
+
+.PHONY: bench bench-quick bench-deps
+
+bench-deps:
+	@missing=""; \
+	for pair in $(BENCH_DEPS_BIN); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$bin >/dev/null 2>&1 || [ -x /usr/sbin/$$bin ] || missing="$$missing $$pkg"; done; \
+	for pkg in $(BENCH_DEPS_PKG); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@[ -d /sys/kernel/tracing/events ] || mount -t tracefs tracefs /sys/kernel/tracing
+
+bench: bench-deps collector
+	cd $(TLSTAP_ROOT) && PATH="$$PATH:/usr/sbin" GOFLAGS=-mod=mod $(GO) run ./internal/benchrun \
+	  -collector $(COLLECTOR_BIN) -out $(BENCH_OUT) $(BENCH_FLAGS)
+
+bench-quick: bench-deps collector
+	cd $(TLSTAP_ROOT) && PATH="$$PATH:/usr/sbin" GOFLAGS=-mod=mod $(GO) run ./internal/benchrun \
+	  -collector $(COLLECTOR_BIN) -out $(BENCH_OUT)-quick -quick $(BENCH_FLAGS)
