@@ -71,7 +71,13 @@ func TestFaultExitMidAttach(t *testing.T) {
 	logEntries(t, "warning", ws)
 	t.Logf("200 processes killed mid-attach in %v: %d warnings, attach errors +%d, probes %d -> %d",
 		took.Round(time.Millisecond), len(ws), st.AttachErrors-st0.AttachErrors, st0.ProbesAttached, st.ProbesAttached)
-	if len(ws) > 10 || st.AttachErrors-st0.AttachErrors > 10 {
+	// The Go program is killed within 10 ms every time, yet its file gets
+	// hooked: the attach holds the file open, not /proc/<pid>/exe.
+	if id, err := statID(os.Args[0]); err != nil || !c.eng.kern.attached(id) {
+		t.Errorf("the Go program killed mid-attach 67 times was never hooked")
+	}
+	// What may remain: a process gone before the attach opened its file.
+	if len(ws) > 3 || st.AttachErrors-st0.AttachErrors > 3 {
 		t.Errorf("error storm: %d warnings, %d attach errors for 200 processes that exited mid-attach", len(ws), st.AttachErrors-st0.AttachErrors)
 	}
 	pid, _ := run(t, "curl", "-sk", fmt.Sprintf("https://127.0.0.1:%d/hello", srv.port))

@@ -286,7 +286,12 @@ func (k *kernel) attachGo(path string, id fileID, info goinfo.Info) (int, error)
 	if err := k.maps.Maps["go_layouts"].Put(slot, layout); err != nil {
 		return 0, fmt.Errorf("store Go layout for %s: %w", path, err)
 	}
-	ex, err := link.OpenExecutable(path)
+	f, pinned, err := pinFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	ex, err := link.OpenExecutable(pinned)
 	if err != nil {
 		return 0, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -305,8 +310,8 @@ func (k *kernel) attachGo(path string, id fileID, info goinfo.Info) (int, error)
 		}
 		links = append(links, l)
 	}
-	attach("go_tls_write", goEntry(path, info.Write.Entry))
-	attach("go_tls_read_enter", goEntry(path, info.Read.Entry))
+	attach("go_tls_write", goEntry(pinned, info.Write.Entry))
+	attach("go_tls_read_enter", goEntry(pinned, info.Read.Entry))
 	for _, r := range info.Read.Returns {
 		attach("go_tls_read_ret", r)
 	}
@@ -356,11 +361,16 @@ func (k *kernel) attachOpenSSL(path string, id fileID) (int, error) {
 	if _, ok := k.uprobes[id]; ok {
 		return 0, nil
 	}
-	pts, err := attachpoint.FindOpenSSL(path)
+	f, pinned, err := pinFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	pts, err := attachpoint.FindOpenSSL(pinned)
 	if err != nil {
 		return 0, err
 	}
-	ex, err := link.OpenExecutable(path)
+	ex, err := link.OpenExecutable(pinned)
 	if err != nil {
 		return 0, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -410,6 +420,20 @@ func (k *kernel) detach(id fileID) int {
 		l.Close()
 	}
 	return len(links)
+}
+
+// pinFile opens path and returns a path to the same file through this
+// process's descriptor table, valid while f stays open. Paths under
+// /proc/<pid>/ (exe, root/…) vanish when that process exits: a short-lived
+// program used to die between two of its uprobes' attachments, failing the
+// attach (and warning) each time it ran, and never getting hooked. The
+// kernel resolves each uprobe's path at attach time and then holds the inode.
+func pinFile(path string) (*os.File, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", err
+	}
+	return f, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), nil
 }
 
 func (k *kernel) attached(id fileID) bool {
