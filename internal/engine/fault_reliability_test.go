@@ -396,7 +396,7 @@ func TestFaultSlowConsumer(t *testing.T) {
 			got.Add(1)
 			if string(ex.Response.Body) != "reply "+strings.TrimPrefix(ex.Request.Target, "/r/") {
 				mu.Lock()
-				bad = append(bad, ex.Request.Target+" -> "+string(ex.Response.Body))
+				bad = append(bad, fmt.Sprintf("%s -> %s (flags %v, conn %d)", ex.Request.Target, ex.Response.Body, ex.Flags.Names(), ex.Conn.ID))
 				mu.Unlock()
 			}
 		}
