@@ -101,8 +101,10 @@ type discoverer struct {
 	goBins *goinfo.Cache
 	policy *policy.Policy
 	// notGo remembers executables that are not Go TLS programs, so the
-	// exec of a shell or coreutil costs one stat.
-	notGo map[fileID]struct{}
+	// exec of a shell or coreutil costs one stat. Keyed by file version:
+	// an inode number is reused once its file is deleted (test and build
+	// binaries in /tmp), and a stale "not Go" would hide the new program.
+	notGo map[fileVersion]struct{}
 
 	// Which processes use each hooked file. Probes on a file no process
 	// has used for releaseAfter are detached; the host's own libssl files
@@ -271,6 +273,9 @@ func (d *discoverer) run(ctx context.Context) {
 			pending[n.pid] = struct{}{}
 		case <-timer.C:
 			for pid := range pending {
+				if ctx.Err() != nil {
+					return // shutting down: the kernel side is being closed
+				}
 				delete(pending, pid)
 				d.attachProcess(pid)
 			}
@@ -291,11 +296,12 @@ func (d *discoverer) notify(n notification) {
 // that links it. /proc/<pid>/exe reaches the file in any mount namespace.
 func (d *discoverer) attachGo(pid uint32) {
 	exe := fmt.Sprintf("/proc/%d/exe", pid)
-	id, err := statID(exe)
+	ver, err := statVersion(exe)
 	if err != nil {
 		return
 	}
-	if _, ok := d.notGo[id]; ok {
+	id := ver.id
+	if _, ok := d.notGo[ver]; ok {
 		return
 	}
 	if d.kern.attached(id) {
@@ -308,7 +314,7 @@ func (d *discoverer) attachGo(pid uint32) {
 			if len(d.notGo) > 65536 {
 				clear(d.notGo)
 			}
-			d.notGo[id] = struct{}{}
+			d.notGo[ver] = struct{}{}
 			if errors.Is(err, goinfo.ErrUnsupported) {
 				d.logger.Warn("Go executable not supported", zap.Uint32("pid", pid), zap.Error(err))
 			}

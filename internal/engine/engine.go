@@ -113,7 +113,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	procs := newProcCache(scan)
 	procs.redactArgs = e.policy.RedactCommandArgs
 	disc := &discoverer{logger: e.logger, cfg: e.cfg, scan: scan, kern: kern, procs: procs, stats: &e.stats, policy: e.policy,
-		work: make(chan notification, discoveryCap), goBins: goinfo.NewCache(), notGo: map[fileID]struct{}{},
+		work: make(chan notification, discoveryCap), goBins: goinfo.NewCache(), notGo: map[fileVersion]struct{}{},
 		releaseAfter: e.probeRelease, users: map[fileID]map[uint32]struct{}{}, byPID: map[uint32][]fileID{},
 		pinned: map[fileID]bool{}, idleSince: map[fileID]time.Time{}}
 	disc.initial()
@@ -266,10 +266,13 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	rerr := e.reader.Close()
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
+	var late error
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return fmt.Errorf("engine shutdown: %w", ctx.Err())
+		// Detach anyway: probes must never outlive the agent's intent to
+		// stop, even when a goroutine is slow to notice.
+		late = fmt.Errorf("engine shutdown: goroutines still running: %w", ctx.Err())
 	}
 	t1 := time.Now()
 	e.kernMu.Lock()
@@ -277,7 +280,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	e.kern = nil
 	e.kernMu.Unlock()
 	e.logger.Info("tlstap capture stopped", zap.Duration("drain", t1.Sub(t0)), zap.Duration("detach", time.Since(t1)))
-	return errors.Join(kerr, rerr)
+	return errors.Join(late, kerr, rerr)
 }
 
 // SpanHeaders returns the headers of m the configuration promotes to span

@@ -521,6 +521,22 @@ func systemLibSSL() []string {
 	return out
 }
 
+// fileVersion is one content of one inode: the inode number plus what
+// changes when the number is reused or the file rewritten.
+type fileVersion struct {
+	id      fileID
+	size    int64
+	mtimeNs int64
+}
+
+func statVersion(path string) (fileVersion, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fileVersion{}, err
+	}
+	return fileVersion{id: fileID{dev: st.Dev, ino: st.Ino}, size: st.Size, mtimeNs: st.Mtim.Nano()}, nil
+}
+
 func statID(path string) (fileID, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
