@@ -198,6 +198,9 @@ func DefaultBodyPatterns() []BodyPattern {
 var DefaultContentTypes = []string{
 	"text/*", "application/json", "application/*+json", "application/xml",
 	"application/*+xml", "application/x-www-form-urlencoded",
+	// gRPC messages are kept as the length-prefixed frames (rpc semantic
+	// conventions need them as bytes, up to max_body_bytes).
+	"application/grpc", "application/grpc+*",
 }
 
 // DefaultConfig captures everything (both directions, loopback included,

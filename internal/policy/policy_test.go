@@ -349,7 +349,8 @@ func TestBodyContentTypes(t *testing.T) {
 		{"application/x-www-form-urlencoded", `a=1&b=2`, true},
 		{"application/octet-stream", "\x00\x01\x02", false},
 		{"image/png", "\x89PNG\r\n", false},
-		{"application/grpc", "\x00\x00\x00\x00\x02hi", false},
+		{"application/grpc", "\x00\x00\x00\x00\x02hi", true}, // gRPC frames are kept (issue 4)
+		{"application/grpc+proto", "\x00\x00\x00\x00\x02hi", true},
 		{"", "hello text", true},          // no type: valid UTF-8 text kept
 		{"", "\x00\x01binary\xff", false}, // no type: binary is size only
 	} {
@@ -368,8 +369,8 @@ func TestBodyContentTypes(t *testing.T) {
 			t.Errorf("%q: BodySize changed to %d", tc.ct, ex.Response.BodySize)
 		}
 	}
-	if got := p.Stats().BodiesSizeOnly; got != 4 {
-		t.Errorf("BodiesSizeOnly = %d, want 4", got)
+	if got := p.Stats().BodiesSizeOnly; got != 3 {
+		t.Errorf("BodiesSizeOnly = %d, want 3", got)
 	}
 
 	// Binary type: neither Body nor DecodedBody survives, and patterns never
