@@ -189,6 +189,7 @@ func (d *discoverer) initial() {
 		if pid == self {
 			continue
 		}
+		d.procs.refresh(uint32(pid))
 		d.identify(uint32(pid))
 		d.attachProcess(uint32(pid))
 	}
@@ -197,8 +198,13 @@ func (d *discoverer) initial() {
 // identify reads a process's identity and applies the process rules in the
 // kernel: an excluded process costs the data paths one map lookup.
 func (d *discoverer) identify(pid uint32) {
-	info, ok := d.procs.refresh(pid)
-	if ok && d.policy.HasProcessRules() {
+	if !d.policy.HasProcessRules() {
+		return
+	}
+	// The pipeline refreshed the identity at exec; initial() finds it
+	// missing and get reads it.
+	info := d.procs.get(pid)
+	if info.ExePath != "" {
 		d.kern.skipProcess(pid, d.policy.ProcessExcluded(info))
 	}
 }
@@ -228,8 +234,7 @@ func (d *discoverer) attachProcess(pid uint32) {
 		}
 		n, err := d.kern.attachOpenSSL(t.Path, id)
 		if err != nil {
-			d.stats.attachErrors.Add(1)
-			d.logger.Warn("cannot hook TLS library", zap.Uint32("pid", pid), zap.String("path", t.Path), zap.Error(err))
+			d.attachFailed("cannot hook TLS library", pid, t.Path, err)
 			continue
 		}
 		d.use(id, pid)
@@ -283,6 +288,17 @@ func (d *discoverer) run(ctx context.Context) {
 	}
 }
 
+// attachFailed counts and logs a failed attach, except when the process
+// simply exited meanwhile (its file is hooked on its next run).
+func (d *discoverer) attachFailed(msg string, pid uint32, path string, err error) {
+	if errors.Is(err, os.ErrNotExist) {
+		d.logger.Debug(msg+": the process exited", zap.Uint32("pid", pid), zap.String("path", path))
+		return
+	}
+	d.stats.attachErrors.Add(1)
+	d.logger.Warn(msg, zap.Uint32("pid", pid), zap.String("path", path), zap.Error(err))
+}
+
 // notify queues a process for inspection without ever blocking the reader.
 func (d *discoverer) notify(n notification) {
 	select {
@@ -329,8 +345,7 @@ func (d *discoverer) attachGo(pid uint32) {
 	}
 	n, err := d.kern.attachGo(exe, id, info)
 	if err != nil {
-		d.stats.attachErrors.Add(1)
-		d.logger.Warn("cannot hook Go crypto/tls", zap.Uint32("pid", pid), zap.Error(err))
+		d.attachFailed("cannot hook Go crypto/tls", pid, exe, err)
 		return
 	}
 	d.use(id, pid)

@@ -177,6 +177,10 @@ func (e *Engine) handle(tr *tracker, disc *discoverer, procs *procCache, r *reco
 	case tlsbpf.EvClose:
 		tr.closeConn(r)
 	case tlsbpf.EvExec:
+		// Read the new image's identity here, before anything else: a
+		// short-lived client may be gone by the time the discoverer
+		// gets to it, and its exchanges need an owner.
+		procs.refresh(r.tgid)
 		disc.notify(notification{pid: r.tgid, exec: true})
 	case tlsbpf.EvMmap:
 		disc.notify(notification{pid: r.tgid})
@@ -301,6 +305,7 @@ func (e *Engine) Stats() Stats {
 		AttachErrors:        e.stats.attachErrors.Load(),
 		ConnsTracked:        uint64(e.stats.conns.Load()),
 		ConnsEvicted:        e.stats.connsEvicted.Load(),
+		DiscoveryDropped:    e.stats.discoveryDropped.Load(),
 		Policy:              e.policy.Stats(),
 	}
 	e.kernMu.Lock()

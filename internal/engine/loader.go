@@ -478,6 +478,8 @@ func (k *kernel) close() error {
 	}
 	k.nUprobes = 0
 	k.links = nil
+	progs := k.progs
+	k.progs = nil // under mu: an attach racing a late shutdown sees no programs
 	k.mu.Unlock()
 	errs := make([]error, len(all))
 	var wg sync.WaitGroup
@@ -489,10 +491,9 @@ func (k *kernel) close() error {
 		}()
 	}
 	wg.Wait()
-	for _, p := range k.progs {
+	for _, p := range progs {
 		errs = append(errs, p.Close())
 	}
-	k.progs = nil
 	if k.maps != nil {
 		k.maps.Close()
 	}

@@ -17,5 +17,6 @@ type Stats struct {
 	AttachErrors        uint64       // files or processes where attaching failed
 	ConnsTracked        uint64       // connections currently tracked in user space
 	ConnsEvicted        uint64       // connections dropped by the tracker's memory caps
+	DiscoveryDropped    uint64       // exec/exit/mmap notifications dropped (discovery queue full)
 	Policy              policy.Stats // filtered, sampled out, redactions applied
 }
