@@ -73,18 +73,7 @@ func targetNum(ex *exchange.Exchange) int {
 // syscalls).
 func TestH2CPriorKnowledge(t *testing.T) {
 	c := startCapture(t, DefaultConfig())
-	h := h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Proto", r.Proto)
-		io.WriteString(w, "h2c says hi "+r.URL.Path)
-	}), &http2.Server{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := startH2CServer(t, "h2c says hi ")
 	// One request per curl: curl 7.88 reusing an h2c connection to Go's
 	// h2c handler fails with a framing error even without the agent.
 	for _, path := range []string{"/a", "/b"} {
@@ -109,18 +98,7 @@ func TestH2CPriorKnowledge(t *testing.T) {
 // stream 1. One exchange, no separate 101 exchange.
 func TestH2CUpgrade(t *testing.T) {
 	c := startCapture(t, DefaultConfig())
-	h := h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Proto", r.Proto)
-		io.WriteString(w, "upgraded "+r.URL.Path)
-	}), &http2.Server{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := startH2CServer(t, "upgraded ")
 	pid, out := run(t, "curl", "-sS", "--http2", fmt.Sprintf("http://127.0.0.1:%d/up", port))
 	if string(out) != "upgraded /up" {
 		t.Fatalf("curl got %q", out)
@@ -140,6 +118,24 @@ func TestH2CUpgrade(t *testing.T) {
 		header(ex.Response, "x-proto") != "HTTP/1.1" { // Go reports the upgraded request's own version
 		t.Errorf("exchange %+v -> %+v", ex.Request, ex.Response)
 	}
+}
+
+// startH2CServer serves cleartext HTTP/2 (prior knowledge and Upgrade: h2c)
+// from the test process, answering prefix+path; it returns the port.
+func startH2CServer(t *testing.T, prefix string) int {
+	t.Helper()
+	h := h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Proto", r.Proto)
+		io.WriteString(w, prefix+r.URL.Path)
+	}), &http2.Server{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 const nodeH2 = `

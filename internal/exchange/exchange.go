@@ -4,6 +4,7 @@ package exchange
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -55,30 +56,11 @@ func (m *Message) Get(name string) (string, bool) {
 		return "", false
 	}
 	for _, h := range m.Headers {
-		if equalFold(h.Name, name) {
+		if strings.EqualFold(h.Name, name) {
 			return h.Value, true
 		}
 	}
 	return "", false
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		ca, cb := a[i], b[i]
-		if 'A' <= ca && ca <= 'Z' {
-			ca += 'a' - 'A'
-		}
-		if 'A' <= cb && cb <= 'Z' {
-			cb += 'a' - 'A'
-		}
-		if ca != cb {
-			return false
-		}
-	}
-	return true
 }
 
 // Role is the part the captured process played in the exchange.
