@@ -173,3 +173,36 @@ func TestGoEntryPlacement(t *testing.T) {
 		}
 	}
 }
+
+// When the fd cannot be reached (an unknown layout), the exchange is still
+// emitted, keyed by the *tls.Conn: the server's binary is hooked up front
+// with a deliberately wrong struct layout.
+func TestGoTLSWithoutFD(t *testing.T) {
+	c := startCapture(t, DefaultConfig())
+	files, _ := makeCert(t)
+	bin := goBinary(t, "local", false)
+	info, err := goinfo.Inspect(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.Offsets.ConnConn += 1 << 20 // points nowhere useful
+	id, err := statID(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.eng.kern.attachGo(bin, id, info); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	server := background(t, t.TempDir(), bin, "server", fmt.Sprintf("127.0.0.1:%d", port), files.cert, files.key)
+	waitPort(t, port)
+	_, out := run(t, "curl", "-sk", fmt.Sprintf("https://127.0.0.1:%d/r/3", port))
+	if string(out) != "reply 3" {
+		t.Fatalf("curl got %q", out)
+	}
+	sv := c.wait(t, server.Process.Pid, 1)[0]
+	checkGoExchange(t, sv, exchange.RoleServer, "/r/3", "reply 3")
+	if sv.Conn.Remote.IsValid() {
+		t.Errorf("remote %v: the fd should have been unreachable", sv.Conn.Remote)
+	}
+}
