@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/tlstap/tlstap/internal/exchange"
@@ -49,18 +50,16 @@ func requireRoot(t *testing.T) {
 
 func startCapture(t *testing.T, cfg Config) *capture {
 	t.Helper()
+	return startCaptureWith(t, cfg, zaptest.NewLogger(t))
+}
+
+// startCaptureWith starts a real engine logging to logger; it is shut down
+// at cleanup.
+func startCaptureWith(t *testing.T, cfg Config, logger *zap.Logger) *capture {
+	t.Helper()
 	requireRoot(t)
 	c := &capture{}
-	eng, err := New(cfg, zaptest.NewLogger(t), func(ex *exchange.Exchange) {
-		c.mu.Lock()
-		// The engine sees the whole host; other tests' traffic must not
-		// grow this without bound. Tests wait for exchanges they just made.
-		if len(c.all) >= maxKept {
-			c.all = append(c.all[:0], c.all[maxKept/2:]...)
-		}
-		c.all = append(c.all, ex)
-		c.mu.Unlock()
-	})
+	eng, err := New(cfg, logger, c.add)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +75,18 @@ func startCapture(t *testing.T, cfg Config) *capture {
 		}
 	})
 	return c
+}
+
+// add is the engine's sink. The engine sees the whole host; other tests'
+// traffic must not grow the list without bound: tests wait for exchanges
+// they just made.
+func (c *capture) add(ex *exchange.Exchange) {
+	c.mu.Lock()
+	if len(c.all) >= maxKept {
+		c.all = append(c.all[:0], c.all[maxKept/2:]...)
+	}
+	c.all = append(c.all, ex)
+	c.mu.Unlock()
 }
 
 // wait returns the exchanges of pid once n of them have arrived.

@@ -290,29 +290,7 @@ func startCaptureObserved(t *testing.T, cfg Config) (*capture, *observer.Observe
 	requireRoot(t)
 	core, logs := observer.New(zapcore.DebugLevel)
 	logger := zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), core))
-	c := &capture{}
-	eng, err := New(cfg, logger, func(ex *exchange.Exchange) {
-		c.mu.Lock()
-		if len(c.all) >= maxKept { // as startCapture: the host's traffic is seen too
-			c.all = append(c.all[:0], c.all[maxKept/2:]...)
-		}
-		c.all = append(c.all, ex)
-		c.mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	c.eng = eng
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := eng.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	c := startCaptureWith(t, cfg, logger)
 	return c, logs
 }
 
