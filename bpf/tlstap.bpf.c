@@ -633,44 +633,31 @@ int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx) { return accept_exit(c
 SEC("tracepoint/syscalls/sys_exit_accept")
 int tp_exit_accept(struct trace_event_raw_sys_exit *ctx) { return accept_exit(ctx->ret); }
 
-static __always_inline void fd_closed(__u64 pid_tgid, __s32 fd)
+/* The process let go of fd (close, or dup2/dup3 over it): its connection
+ * ends here, whatever fd number the next socket reuses. */
+static __always_inline int fd_closed(__s32 fd)
 {
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (skipped(pid_tgid))
+		return 0;
 	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = fd };
 	struct conn *c = bpf_map_lookup_elem(&conns, &key);
 	if (!c)
-		return;
+		return 0;
 	if (c->kind != K_NOTSOCK)
 		emit_ctl(EV_CLOSE, SRC_SOCKET, pid_tgid, fd, c->id);
 	bpf_map_delete_elem(&conns, &key);
+	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter_close")
-int tp_enter_close(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!skipped(pid_tgid))
-		fd_closed(pid_tgid, ctx->args[0]);
-	return 0;
-}
+int tp_enter_close(struct trace_event_raw_sys_enter *ctx) { return fd_closed(ctx->args[0]); }
 
 /* dup2/dup3 close newfd implicitly; without this the fd cache would go stale. */
 SEC("tracepoint/syscalls/sys_enter_dup2")
-int tp_enter_dup2(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!skipped(pid_tgid))
-		fd_closed(pid_tgid, ctx->args[1]);
-	return 0;
-}
-
+int tp_enter_dup2(struct trace_event_raw_sys_enter *ctx) { return fd_closed(ctx->args[1]); }
 SEC("tracepoint/syscalls/sys_enter_dup3")
-int tp_enter_dup3(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!skipped(pid_tgid))
-		fd_closed(pid_tgid, ctx->args[1]);
-	return 0;
-}
+int tp_enter_dup3(struct trace_event_raw_sys_enter *ctx) { return fd_closed(ctx->args[1]); }
 
 /* ---------------------------------------------------------------- OpenSSL */
 
