@@ -145,6 +145,27 @@ func startNginx(dir string, workers, port int, cert, key string) (*child, error)
 	return c, nil
 }
 
+// collectorCommon is what both benchmark collectors share: the extra
+// receivers (%[2]s), batch → debug, and telemetry on port %[1]d.
+const collectorCommon = `%[2]s
+processors:
+  batch:
+exporters:
+  debug:
+    verbosity: basic
+service:
+  telemetry:
+    metrics:
+      level: normal
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: %[1]d
+  pipelines:
+`
+
 // Collector configurations. The receiver feeds batch → debug (verbosity
 // basic: one log line per batch, no per-record formatting), traces and logs.
 const collectorWithReceiver = `receivers:
@@ -156,24 +177,7 @@ const collectorWithReceiver = `receivers:
     filters:
       include:
         executables: [nginx, wrk, loadgen, sslloop, goloop]
-%[2]s
-processors:
-  batch:
-exporters:
-  debug:
-    verbosity: basic
-service:
-  telemetry:
-    metrics:
-      level: normal
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: %[1]d
-  pipelines:
-    traces:
+` + collectorCommon + `    traces:
       receivers: [tlstap%[3]s]
       processors: [batch]
       exporters: [debug]
@@ -185,24 +189,7 @@ service:
 
 // The same binary without the tlstap receiver (footprint baseline).
 const collectorWithout = `receivers:
-%[2]s
-processors:
-  batch:
-exporters:
-  debug:
-    verbosity: basic
-service:
-  telemetry:
-    metrics:
-      level: normal
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: %[1]d
-  pipelines:
-    traces:
+` + collectorCommon + `    traces:
       receivers: [otlp]
       processors: [batch]
       exporters: [debug]
