@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -32,6 +33,39 @@ func TestExcludedProcessProducesNothing(t *testing.T) {
 	}
 	if n := c.eng.Stats().Policy.Filtered["executable"]; n != 0 {
 		t.Logf("user space filtered %d exchanges the kernel let through", n)
+	}
+}
+
+// The kernel side of process rules: an excluded process's tgid is in
+// skip_tgids while it runs (so its calls are dropped before any work), and
+// leaves the map when it exits.
+func TestExcludedProcessSkippedInKernel(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Policy.Filters.Exclude.Executables = []string{"sleep"}
+	c := startCapture(t, cfg)
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := uint32(cmd.Process.Pid)
+	skip := c.eng.kern.maps.Maps["skip_tgids"]
+	var v uint8
+	deadline := time.Now().Add(10 * time.Second)
+	for skip.Lookup(pid, &v) != nil {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("excluded sleep never entered skip_tgids")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline = time.Now().Add(10 * time.Second)
+	for skip.Lookup(pid, &v) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("skip_tgids still holds the exited process")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
