@@ -306,11 +306,12 @@ func (e *Engine) Stats() Stats {
 		ConnsTracked:        uint64(e.stats.conns.Load()),
 		ConnsEvicted:        e.stats.connsEvicted.Load(),
 		DiscoveryDropped:    e.stats.discoveryDropped.Load(),
+		BadRecords:          e.stats.badRecords.Load(),
 		Policy:              e.policy.Stats(),
 	}
 	e.kernMu.Lock()
 	if k := e.kern; k != nil {
-		s.EventsLost, s.BytesLost, _ = k.lossStats()
+		s.EventsLost, s.BytesLost, s.ControlEventsLost = k.lossStats()
 		s.ProbesAttached = uint64(k.probeCount())
 	}
 	e.kernMu.Unlock()

@@ -18,5 +18,7 @@ type Stats struct {
 	ConnsTracked        uint64       // connections currently tracked in user space
 	ConnsEvicted        uint64       // connections dropped by the tracker's memory caps
 	DiscoveryDropped    uint64       // exec/exit/mmap notifications dropped (discovery queue full)
+	ControlEventsLost   uint64       // exec/exit/close/mmap records the ring buffer could not take
+	BadRecords          uint64       // ring buffer records that did not decode
 	Policy              policy.Stats // filtered, sampled out, redactions applied
 }
