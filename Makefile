@@ -11,7 +11,7 @@ export GOFLAGS ?= -mod=mod
 DEPS_BIN := clang:clang llvm-strip:llvm curl:curl openssl:openssl node:nodejs python3:python3
 DEPS_PKG := libbpf-dev libmsgpack-dev
 
-.PHONY: deps generate test vet fuzz-smoke tracefs clean
+.PHONY: deps generate test vet fuzz-smoke clean
 
 deps:
 	@missing=""; \
@@ -22,11 +22,6 @@ deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
-
-# Syscall tracepoints are attached by the ids tracefs publishes; a fresh
-# machine may not have it mounted. (The agent also mounts it itself.)
-tracefs:
-	@[ -d /sys/kernel/tracing/events ] || mount -t tracefs tracefs /sys/kernel/tracing
 
 # Rebuild the eBPF objects and Go bindings (committed; needs clang).
 generate: deps
@@ -48,7 +43,7 @@ fuzz-smoke:
 
 # -p 1: the capture tests see every process on the host, so packages run one
 # after another rather than capturing each other's traffic.
-test: deps tracefs vet
+test: deps vet
 	$(GO) test -race -count=1 -p 1 -timeout 60m ./...
 	$(MAKE) fuzz-smoke
 

@@ -157,6 +157,10 @@ const (
 	tlstapProgGoTlsReadEnter   = "go_tls_read_enter"
 	tlstapProgGoTlsReadRet     = "go_tls_read_ret"
 	tlstapProgGoTlsWrite       = "go_tls_write"
+	tlstapProgRawSchedExec     = "raw_sched_exec"
+	tlstapProgRawSchedExit     = "raw_sched_exit"
+	tlstapProgRawSysEnter      = "raw_sys_enter"
+	tlstapProgRawSysExit       = "raw_sys_exit"
 	tlstapProgSslFreeEnter     = "ssl_free_enter"
 	tlstapProgSslReadEnter     = "ssl_read_enter"
 	tlstapProgSslReadExEnter   = "ssl_read_ex_enter"
@@ -167,33 +171,6 @@ const (
 	tlstapProgSslWriteExEnter  = "ssl_write_ex_enter"
 	tlstapProgSslWriteExExit   = "ssl_write_ex_exit"
 	tlstapProgSslWriteExit     = "ssl_write_exit"
-	tlstapProgTpEnterClose     = "tp_enter_close"
-	tlstapProgTpEnterConnect   = "tp_enter_connect"
-	tlstapProgTpEnterDup2      = "tp_enter_dup2"
-	tlstapProgTpEnterDup3      = "tp_enter_dup3"
-	tlstapProgTpEnterMmap      = "tp_enter_mmap"
-	tlstapProgTpEnterRead      = "tp_enter_read"
-	tlstapProgTpEnterReadv     = "tp_enter_readv"
-	tlstapProgTpEnterRecvfrom  = "tp_enter_recvfrom"
-	tlstapProgTpEnterRecvmsg   = "tp_enter_recvmsg"
-	tlstapProgTpEnterSendmsg   = "tp_enter_sendmsg"
-	tlstapProgTpEnterSendto    = "tp_enter_sendto"
-	tlstapProgTpEnterWrite     = "tp_enter_write"
-	tlstapProgTpEnterWritev    = "tp_enter_writev"
-	tlstapProgTpExitAccept     = "tp_exit_accept"
-	tlstapProgTpExitAccept4    = "tp_exit_accept4"
-	tlstapProgTpExitConnect    = "tp_exit_connect"
-	tlstapProgTpExitMmap       = "tp_exit_mmap"
-	tlstapProgTpExitRead       = "tp_exit_read"
-	tlstapProgTpExitReadv      = "tp_exit_readv"
-	tlstapProgTpExitRecvfrom   = "tp_exit_recvfrom"
-	tlstapProgTpExitRecvmsg    = "tp_exit_recvmsg"
-	tlstapProgTpExitSendmsg    = "tp_exit_sendmsg"
-	tlstapProgTpExitSendto     = "tp_exit_sendto"
-	tlstapProgTpExitWrite      = "tp_exit_write"
-	tlstapProgTpExitWritev     = "tp_exit_writev"
-	tlstapProgTpSchedExec      = "tp_sched_exec"
-	tlstapProgTpSchedExit      = "tp_sched_exit"
 	tlstapVarFilterTgids       = "filter_tgids"
 	tlstapVarMaxCallBytes      = "max_call_bytes"
 	tlstapVarSelfTgid          = "self_tgid"
@@ -247,6 +224,10 @@ type tlstapProgramSpecs struct {
 	GoTlsReadEnter   *ebpf.ProgramSpec `ebpf:"go_tls_read_enter"`
 	GoTlsReadRet     *ebpf.ProgramSpec `ebpf:"go_tls_read_ret"`
 	GoTlsWrite       *ebpf.ProgramSpec `ebpf:"go_tls_write"`
+	RawSchedExec     *ebpf.ProgramSpec `ebpf:"raw_sched_exec"`
+	RawSchedExit     *ebpf.ProgramSpec `ebpf:"raw_sched_exit"`
+	RawSysEnter      *ebpf.ProgramSpec `ebpf:"raw_sys_enter"`
+	RawSysExit       *ebpf.ProgramSpec `ebpf:"raw_sys_exit"`
 	SslFreeEnter     *ebpf.ProgramSpec `ebpf:"ssl_free_enter"`
 	SslReadEnter     *ebpf.ProgramSpec `ebpf:"ssl_read_enter"`
 	SslReadExEnter   *ebpf.ProgramSpec `ebpf:"ssl_read_ex_enter"`
@@ -257,33 +238,6 @@ type tlstapProgramSpecs struct {
 	SslWriteExEnter  *ebpf.ProgramSpec `ebpf:"ssl_write_ex_enter"`
 	SslWriteExExit   *ebpf.ProgramSpec `ebpf:"ssl_write_ex_exit"`
 	SslWriteExit     *ebpf.ProgramSpec `ebpf:"ssl_write_exit"`
-	TpEnterClose     *ebpf.ProgramSpec `ebpf:"tp_enter_close"`
-	TpEnterConnect   *ebpf.ProgramSpec `ebpf:"tp_enter_connect"`
-	TpEnterDup2      *ebpf.ProgramSpec `ebpf:"tp_enter_dup2"`
-	TpEnterDup3      *ebpf.ProgramSpec `ebpf:"tp_enter_dup3"`
-	TpEnterMmap      *ebpf.ProgramSpec `ebpf:"tp_enter_mmap"`
-	TpEnterRead      *ebpf.ProgramSpec `ebpf:"tp_enter_read"`
-	TpEnterReadv     *ebpf.ProgramSpec `ebpf:"tp_enter_readv"`
-	TpEnterRecvfrom  *ebpf.ProgramSpec `ebpf:"tp_enter_recvfrom"`
-	TpEnterRecvmsg   *ebpf.ProgramSpec `ebpf:"tp_enter_recvmsg"`
-	TpEnterSendmsg   *ebpf.ProgramSpec `ebpf:"tp_enter_sendmsg"`
-	TpEnterSendto    *ebpf.ProgramSpec `ebpf:"tp_enter_sendto"`
-	TpEnterWrite     *ebpf.ProgramSpec `ebpf:"tp_enter_write"`
-	TpEnterWritev    *ebpf.ProgramSpec `ebpf:"tp_enter_writev"`
-	TpExitAccept     *ebpf.ProgramSpec `ebpf:"tp_exit_accept"`
-	TpExitAccept4    *ebpf.ProgramSpec `ebpf:"tp_exit_accept4"`
-	TpExitConnect    *ebpf.ProgramSpec `ebpf:"tp_exit_connect"`
-	TpExitMmap       *ebpf.ProgramSpec `ebpf:"tp_exit_mmap"`
-	TpExitRead       *ebpf.ProgramSpec `ebpf:"tp_exit_read"`
-	TpExitReadv      *ebpf.ProgramSpec `ebpf:"tp_exit_readv"`
-	TpExitRecvfrom   *ebpf.ProgramSpec `ebpf:"tp_exit_recvfrom"`
-	TpExitRecvmsg    *ebpf.ProgramSpec `ebpf:"tp_exit_recvmsg"`
-	TpExitSendmsg    *ebpf.ProgramSpec `ebpf:"tp_exit_sendmsg"`
-	TpExitSendto     *ebpf.ProgramSpec `ebpf:"tp_exit_sendto"`
-	TpExitWrite      *ebpf.ProgramSpec `ebpf:"tp_exit_write"`
-	TpExitWritev     *ebpf.ProgramSpec `ebpf:"tp_exit_writev"`
-	TpSchedExec      *ebpf.ProgramSpec `ebpf:"tp_sched_exec"`
-	TpSchedExit      *ebpf.ProgramSpec `ebpf:"tp_sched_exit"`
 }
 
 // tlstapMapSpecs contains maps before they are loaded into the kernel.
@@ -386,6 +340,10 @@ type tlstapPrograms struct {
 	GoTlsReadEnter   *ebpf.Program `ebpf:"go_tls_read_enter"`
 	GoTlsReadRet     *ebpf.Program `ebpf:"go_tls_read_ret"`
 	GoTlsWrite       *ebpf.Program `ebpf:"go_tls_write"`
+	RawSchedExec     *ebpf.Program `ebpf:"raw_sched_exec"`
+	RawSchedExit     *ebpf.Program `ebpf:"raw_sched_exit"`
+	RawSysEnter      *ebpf.Program `ebpf:"raw_sys_enter"`
+	RawSysExit       *ebpf.Program `ebpf:"raw_sys_exit"`
 	SslFreeEnter     *ebpf.Program `ebpf:"ssl_free_enter"`
 	SslReadEnter     *ebpf.Program `ebpf:"ssl_read_enter"`
 	SslReadExEnter   *ebpf.Program `ebpf:"ssl_read_ex_enter"`
@@ -396,33 +354,6 @@ type tlstapPrograms struct {
 	SslWriteExEnter  *ebpf.Program `ebpf:"ssl_write_ex_enter"`
 	SslWriteExExit   *ebpf.Program `ebpf:"ssl_write_ex_exit"`
 	SslWriteExit     *ebpf.Program `ebpf:"ssl_write_exit"`
-	TpEnterClose     *ebpf.Program `ebpf:"tp_enter_close"`
-	TpEnterConnect   *ebpf.Program `ebpf:"tp_enter_connect"`
-	TpEnterDup2      *ebpf.Program `ebpf:"tp_enter_dup2"`
-	TpEnterDup3      *ebpf.Program `ebpf:"tp_enter_dup3"`
-	TpEnterMmap      *ebpf.Program `ebpf:"tp_enter_mmap"`
-	TpEnterRead      *ebpf.Program `ebpf:"tp_enter_read"`
-	TpEnterReadv     *ebpf.Program `ebpf:"tp_enter_readv"`
-	TpEnterRecvfrom  *ebpf.Program `ebpf:"tp_enter_recvfrom"`
-	TpEnterRecvmsg   *ebpf.Program `ebpf:"tp_enter_recvmsg"`
-	TpEnterSendmsg   *ebpf.Program `ebpf:"tp_enter_sendmsg"`
-	TpEnterSendto    *ebpf.Program `ebpf:"tp_enter_sendto"`
-	TpEnterWrite     *ebpf.Program `ebpf:"tp_enter_write"`
-	TpEnterWritev    *ebpf.Program `ebpf:"tp_enter_writev"`
-	TpExitAccept     *ebpf.Program `ebpf:"tp_exit_accept"`
-	TpExitAccept4    *ebpf.Program `ebpf:"tp_exit_accept4"`
-	TpExitConnect    *ebpf.Program `ebpf:"tp_exit_connect"`
-	TpExitMmap       *ebpf.Program `ebpf:"tp_exit_mmap"`
-	TpExitRead       *ebpf.Program `ebpf:"tp_exit_read"`
-	TpExitReadv      *ebpf.Program `ebpf:"tp_exit_readv"`
-	TpExitRecvfrom   *ebpf.Program `ebpf:"tp_exit_recvfrom"`
-	TpExitRecvmsg    *ebpf.Program `ebpf:"tp_exit_recvmsg"`
-	TpExitSendmsg    *ebpf.Program `ebpf:"tp_exit_sendmsg"`
-	TpExitSendto     *ebpf.Program `ebpf:"tp_exit_sendto"`
-	TpExitWrite      *ebpf.Program `ebpf:"tp_exit_write"`
-	TpExitWritev     *ebpf.Program `ebpf:"tp_exit_writev"`
-	TpSchedExec      *ebpf.Program `ebpf:"tp_sched_exec"`
-	TpSchedExit      *ebpf.Program `ebpf:"tp_sched_exit"`
 }
 
 func (p *tlstapPrograms) Close() error {
@@ -430,6 +361,10 @@ func (p *tlstapPrograms) Close() error {
 		p.GoTlsReadEnter,
 		p.GoTlsReadRet,
 		p.GoTlsWrite,
+		p.RawSchedExec,
+		p.RawSchedExit,
+		p.RawSysEnter,
+		p.RawSysExit,
 		p.SslFreeEnter,
 		p.SslReadEnter,
 		p.SslReadExEnter,
@@ -440,33 +375,6 @@ func (p *tlstapPrograms) Close() error {
 		p.SslWriteExEnter,
 		p.SslWriteExExit,
 		p.SslWriteExit,
-		p.TpEnterClose,
-		p.TpEnterConnect,
-		p.TpEnterDup2,
-		p.TpEnterDup3,
-		p.TpEnterMmap,
-		p.TpEnterRead,
-		p.TpEnterReadv,
-		p.TpEnterRecvfrom,
-		p.TpEnterRecvmsg,
-		p.TpEnterSendmsg,
-		p.TpEnterSendto,
-		p.TpEnterWrite,
-		p.TpEnterWritev,
-		p.TpExitAccept,
-		p.TpExitAccept4,
-		p.TpExitConnect,
-		p.TpExitMmap,
-		p.TpExitRead,
-		p.TpExitReadv,
-		p.TpExitRecvfrom,
-		p.TpExitRecvmsg,
-		p.TpExitSendmsg,
-		p.TpExitSendto,
-		p.TpExitWrite,
-		p.TpExitWritev,
-		p.TpSchedExec,
-		p.TpSchedExit,
 	)
 }
 

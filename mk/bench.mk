@@ -25,7 +25,6 @@ bench-deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	@[ -d /sys/kernel/tracing/events ] || mount -t tracefs tracefs /sys/kernel/tracing
 
 bench: bench-deps collector
 	cd $(TLSTAP_ROOT) && PATH="$$PATH:/usr/sbin" GOFLAGS=-mod=mod $(GO) run ./internal/benchrun \

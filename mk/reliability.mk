@@ -18,18 +18,18 @@ REL_TESTS     := Reliab|Hostile|Churn|Fault|StartStop|Unharmed|Security
 
 .PHONY: reliability churn startstop reliability-long
 
-reliability: tracefs
+reliability:
 	cd $(REL_ROOT) && GOFLAGS=-mod=mod $(GO) test -race -count=1 -timeout 20m -v -run '$(REL_TESTS)' ./internal/engine/ 2>&1 | grep -v 'logger.go'; exit $${PIPESTATUS[0]}
 
-churn: tracefs
+churn:
 	cd $(REL_ROOT) && TLSTAP_LONG=1 TLSTAP_CHURN_MINUTES=$(CHURN_MINUTES) GOFLAGS=-mod=mod \
 	  $(GO) test -count=1 -timeout $$(( $(CHURN_MINUTES) + 10 ))m -v -run '^TestChurnLong$$' ./internal/engine/ 2>&1 | grep -v 'logger.go'; exit $${PIPESTATUS[0]}
 
-startstop: tracefs
+startstop:
 	cd $(REL_ROOT) && TLSTAP_LONG=1 GOFLAGS=-mod=mod \
 	  $(GO) test -race -count=1 -timeout 30m -v -run '^TestStartStopRepeated$$' ./internal/engine/ 2>&1 | grep -v 'logger.go'; exit $${PIPESTATUS[0]}
 
-reliability-long: tracefs
+reliability-long:
 	cd $(REL_ROOT) && TLSTAP_LONG=1 GOFLAGS=-mod=mod \
 	  $(GO) test -race -count=1 -timeout 60m -v -run '$(REL_TESTS)' ./internal/engine/ 2>&1 | grep -v 'logger.go'; exit $${PIPESTATUS[0]}
 	$(MAKE) -C $(REL_ROOT) fuzz-smoke FUZZTIME=$(FUZZ_LONG)

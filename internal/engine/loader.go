@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 	"go.uber.org/zap"
@@ -20,39 +21,16 @@ import (
 	"github.com/tlstap/tlstap/internal/goinfo"
 )
 
-// tracepointProgs maps each tracepoint program to its "group/name". Programs
-// marked required are the data path: without them the agent captures nothing.
-var tracepointProgs = []struct {
-	prog, group, name string
-	required          bool
+// rawTracepoints are the programs attached to kernel tracepoints: the two
+// syscall dispatchers (the whole data path) and the process lifecycle.
+var rawTracepoints = []struct {
+	prog, name string
+	required   bool
 }{
-	{"tp_enter_write", "syscalls", "sys_enter_write", true},
-	{"tp_exit_write", "syscalls", "sys_exit_write", true},
-	{"tp_enter_read", "syscalls", "sys_enter_read", true},
-	{"tp_exit_read", "syscalls", "sys_exit_read", true},
-	{"tp_enter_sendto", "syscalls", "sys_enter_sendto", false},
-	{"tp_exit_sendto", "syscalls", "sys_exit_sendto", false},
-	{"tp_enter_recvfrom", "syscalls", "sys_enter_recvfrom", false},
-	{"tp_exit_recvfrom", "syscalls", "sys_exit_recvfrom", false},
-	{"tp_enter_writev", "syscalls", "sys_enter_writev", false},
-	{"tp_exit_writev", "syscalls", "sys_exit_writev", false},
-	{"tp_enter_readv", "syscalls", "sys_enter_readv", false},
-	{"tp_exit_readv", "syscalls", "sys_exit_readv", false},
-	{"tp_enter_sendmsg", "syscalls", "sys_enter_sendmsg", false},
-	{"tp_exit_sendmsg", "syscalls", "sys_exit_sendmsg", false},
-	{"tp_enter_recvmsg", "syscalls", "sys_enter_recvmsg", false},
-	{"tp_exit_recvmsg", "syscalls", "sys_exit_recvmsg", false},
-	{"tp_enter_connect", "syscalls", "sys_enter_connect", false},
-	{"tp_exit_connect", "syscalls", "sys_exit_connect", false},
-	{"tp_exit_accept4", "syscalls", "sys_exit_accept4", false},
-	{"tp_exit_accept", "syscalls", "sys_exit_accept", false},
-	{"tp_enter_close", "syscalls", "sys_enter_close", false},
-	{"tp_enter_dup2", "syscalls", "sys_enter_dup2", false},
-	{"tp_enter_dup3", "syscalls", "sys_enter_dup3", false},
-	{"tp_enter_mmap", "syscalls", "sys_enter_mmap", false},
-	{"tp_exit_mmap", "syscalls", "sys_exit_mmap", false},
-	{"tp_sched_exec", "sched", "sched_process_exec", false},
-	{"tp_sched_exit", "sched", "sched_process_exit", false},
+	{"raw_sys_enter", "sys_enter", true},
+	{"raw_sys_exit", "sys_exit", true},
+	{"raw_sched_exec", "sched_process_exec", false},
+	{"raw_sched_exit", "sched_process_exit", false},
 }
 
 // sslHook is one OpenSSL probe: a program on a function, entry or return.
@@ -101,8 +79,12 @@ type kernel struct {
 	progs  map[string]*ebpf.Program
 	links  []link.Link // tracepoints
 
+	// multi: uprobes attach as one uprobe_multi link per program and file
+	// (Linux ≥ 6.6), else one perf-event link per probe.
+	multi bool
+
 	mu       sync.Mutex
-	uprobes  map[fileID][]link.Link
+	uprobes  map[fileID]hooked
 	nUprobes int
 	goSlots  uint32            // go_layouts entries ever used
 	goFree   []uint32          // go_layouts entries released, reused first
@@ -123,25 +105,8 @@ func checkHost() error {
 	return nil
 }
 
-// ensureTracefs mounts tracefs when no mount is visible: syscall tracepoints
-// are attached by the ids it publishes.
-func ensureTracefs() error {
-	for _, p := range []string{"/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"} {
-		if _, err := os.Stat(p); err == nil {
-			return nil
-		}
-	}
-	if err := unix.Mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, ""); err != nil {
-		return fmt.Errorf("tracefs is not mounted and mounting it on /sys/kernel/tracing failed: %w", err)
-	}
-	return nil
-}
-
 func loadKernel(cfg Config, logger *zap.Logger) (*kernel, error) {
 	if err := checkHost(); err != nil {
-		return nil, err
-	}
-	if err := ensureTracefs(); err != nil {
 		return nil, err
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
@@ -163,7 +128,17 @@ func loadKernel(cfg Config, logger *zap.Logger) (*kernel, error) {
 		return nil, fmt.Errorf("set filter_tgids: %w", err)
 	}
 
-	k := &kernel{logger: logger, progs: map[string]*ebpf.Program{}, uprobes: map[fileID][]link.Link{}}
+	k := &kernel{logger: logger, progs: map[string]*ebpf.Program{}, uprobes: map[fileID]hooked{}, multi: true}
+	if err := features.HaveBPFLinkUprobeMulti(); err != nil {
+		// The programs are the same; only how they attach differs.
+		logger.Info("uprobe_multi links unavailable; attaching one link per probe (slower detach)", zap.Error(err))
+		k.multi = false
+		for _, ps := range spec.Programs {
+			if ps.AttachType == ebpf.AttachTraceUprobeMulti {
+				ps.AttachType = ebpf.AttachNone
+			}
+		}
+	}
 	if coll, err := ebpf.NewCollection(spec); err == nil {
 		// Fast path: everything loads together (one BTF load, one pass).
 		k.maps = coll
@@ -176,26 +151,32 @@ func loadKernel(cfg Config, logger *zap.Logger) (*kernel, error) {
 			return nil, err
 		}
 	}
-	for _, tp := range tracepointProgs {
-		prog := k.progs[tp.prog]
-		var lerr error
-		if prog == nil {
-			lerr = errors.New("program not loaded")
-		} else {
+	if err := k.attachSyscalls(); err != nil {
+		k.close()
+		return nil, err
+	}
+	return k, nil
+}
+
+// attachSyscalls attaches the raw tracepoints. A missing optional one
+// degrades capture with a warning; a missing required one is an error.
+func (k *kernel) attachSyscalls() error {
+	for _, tp := range rawTracepoints {
+		err := errors.New("program not loaded")
+		if prog := k.progs[tp.prog]; prog != nil {
 			var l link.Link
-			l, lerr = link.Tracepoint(tp.group, tp.name, prog, nil)
-			if lerr == nil {
+			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: prog})
+			if err == nil {
 				k.links = append(k.links, l)
 				continue
 			}
 		}
 		if tp.required {
-			k.close()
-			return nil, fmt.Errorf("attach tracepoint %s/%s: %w", tp.group, tp.name, lerr)
+			return fmt.Errorf("attach raw tracepoint %s: %w", tp.name, err)
 		}
-		logger.Warn("optional tracepoint unavailable; capture degraded", zap.String("tracepoint", tp.group+"/"+tp.name), zap.Error(lerr))
+		k.logger.Warn("optional tracepoint unavailable; capture degraded", zap.String("tracepoint", tp.name), zap.Error(err))
 	}
-	return k, nil
+	return nil
 }
 
 // loadOneByOne creates the maps, then each program on its own, so that one
@@ -295,31 +276,18 @@ func (k *kernel) attachGo(path string, id fileID, info goinfo.Info) (int, error)
 	if err != nil {
 		return 0, fmt.Errorf("open %s: %w", path, err)
 	}
-	var links []link.Link
-	var errs []error
-	attach := func(prog string, off uint64) {
-		p := k.progs[prog]
-		if p == nil {
-			errs = append(errs, fmt.Errorf("%s not loaded", prog))
-			return
-		}
-		l, err := ex.Uprobe("", p, &link.UprobeOptions{Address: off, Cookie: uint64(slot)})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s at %#x: %w", prog, off, err))
-			return
-		}
-		links = append(links, l)
+	cookie := uint64(slot) // the programs find the binary's layout by it
+	probes := []probe{
+		{prog: "go_tls_write", offset: goEntry(pinned, info.Write.Entry), cookie: cookie, what: "Write"},
+		{prog: "go_tls_read_enter", offset: goEntry(pinned, info.Read.Entry), cookie: cookie, what: "Read"},
 	}
-	attach("go_tls_write", goEntry(pinned, info.Write.Entry))
-	attach("go_tls_read_enter", goEntry(pinned, info.Read.Entry))
 	for _, r := range info.Read.Returns {
-		attach("go_tls_read_ret", r)
+		probes = append(probes, probe{prog: "go_tls_read_ret", offset: r, cookie: cookie, what: "Read return"})
 	}
+	h, errs := k.attachProbes(ex, probes)
 	if len(errs) > 0 {
 		// Half-attached Read would leak per-goroutine state: all or nothing.
-		for _, l := range links {
-			l.Close()
-		}
+		closeLinks(h.links)
 		return 0, fmt.Errorf("attach Go TLS probes to %s: %w", path, errors.Join(errs...))
 	}
 	if len(k.goFree) > 0 && k.goFree[len(k.goFree)-1] == slot {
@@ -331,9 +299,9 @@ func (k *kernel) attachGo(path string, id fileID, info goinfo.Info) (int, error)
 		k.goSlotOf = map[fileID]uint32{}
 	}
 	k.goSlotOf[id] = slot
-	k.uprobes[id] = links
-	k.nUprobes += len(links)
-	return len(links), nil
+	k.uprobes[id] = h
+	k.nUprobes += h.probes
+	return h.probes, nil
 }
 
 // goEntry moves an entry probe from a Go function's first instruction
@@ -374,52 +342,137 @@ func (k *kernel) attachOpenSSL(path string, id fileID) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("open %s: %w", path, err)
 	}
-	var links []link.Link
-	var errs []error
+	var probes []probe
 	for _, h := range sslHooks(pts) {
-		prog := k.progs[h.prog]
-		if prog == nil {
-			continue
-		}
-		opts := &link.UprobeOptions{Address: h.offset}
-		var l link.Link
-		if h.ret {
-			l, err = ex.Uretprobe("", prog, opts)
-		} else {
-			l, err = ex.Uprobe("", prog, opts)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s probe on %s: %w", h.prog, h.what, err))
-			continue
-		}
-		links = append(links, l)
+		probes = append(probes, probe{prog: h.prog, offset: h.offset, ret: h.ret, what: h.what})
 	}
-	if len(links) == 0 {
+	h, errs := k.attachProbes(ex, probes)
+	if h.probes == 0 {
 		return 0, fmt.Errorf("attach OpenSSL probes to %s: %w", path, errors.Join(append(errs, errors.New("no probe attached"))...))
 	}
-	k.uprobes[id] = links
-	k.nUprobes += len(links)
+	k.uprobes[id] = h
+	k.nUprobes += h.probes
 	if len(errs) > 0 {
 		k.logger.Warn("some OpenSSL probes could not be attached", zap.String("path", path), zap.Error(errors.Join(errs...)))
 	}
-	return len(links), nil
+	return h.probes, nil
+}
+
+// probe is one uprobe: a program at a file offset, entry or return.
+type probe struct {
+	prog   string
+	offset uint64
+	ret    bool
+	cookie uint64 // bpf_get_attach_cookie()
+	what   string // for messages
+}
+
+// hooked is what is attached to one file.
+type hooked struct {
+	links  []link.Link
+	probes int
+}
+
+// attachProbes attaches probes to one executable. With uprobe_multi each
+// program gets one link for all its offsets: closing a link waits once for
+// the kernel's uprobe synchronization (~25 ms here), where one perf-event
+// link per probe waits ~80–100 ms each, serialized in the kernel — what
+// made shutdown take seconds. A program whose probes fail is reported in
+// errs; the others stay attached.
+func (k *kernel) attachProbes(ex *link.Executable, probes []probe) (hooked, []error) {
+	var h hooked
+	var errs []error
+	type group struct {
+		prog        string
+		ret         bool
+		offs, cooks []uint64
+		what        []string
+	}
+	var groups []*group
+	byProg := map[string]*group{}
+	for _, p := range probes {
+		g := byProg[p.prog]
+		if g == nil {
+			g = &group{prog: p.prog, ret: p.ret}
+			byProg[p.prog] = g
+			groups = append(groups, g)
+		}
+		g.offs = append(g.offs, p.offset)
+		g.cooks = append(g.cooks, p.cookie)
+		g.what = append(g.what, p.what)
+	}
+	for _, g := range groups {
+		prog := k.progs[g.prog]
+		if prog == nil {
+			errs = append(errs, fmt.Errorf("%s not loaded", g.prog))
+			continue
+		}
+		if k.multi {
+			opts := &link.UprobeMultiOptions{Addresses: g.offs, Cookies: g.cooks}
+			var l link.Link
+			var err error
+			if g.ret {
+				l, err = ex.UretprobeMulti(nil, prog, opts)
+			} else {
+				l, err = ex.UprobeMulti(nil, prog, opts)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s probes on %s at %#x: %w", g.prog, strings.Join(g.what, ", "), g.offs, err))
+				continue
+			}
+			h.links = append(h.links, l)
+			h.probes += len(g.offs)
+			continue
+		}
+		for i, off := range g.offs {
+			opts := &link.UprobeOptions{Address: off, Cookie: g.cooks[i]}
+			var l link.Link
+			var err error
+			if g.ret {
+				l, err = ex.Uretprobe("", prog, opts)
+			} else {
+				l, err = ex.Uprobe("", prog, opts)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s probe on %s at %#x: %w", g.prog, g.what[i], off, err))
+				continue
+			}
+			h.links = append(h.links, l)
+			h.probes++
+		}
+	}
+	return h, errs
+}
+
+// closeLinks closes links concurrently: each close may wait for a kernel
+// synchronization of its own, and they need not wait for each other.
+func closeLinks(links []link.Link) []error {
+	errs := make([]error, len(links))
+	var wg sync.WaitGroup
+	for i, l := range links {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.Close()
+		}()
+	}
+	wg.Wait()
+	return errs
 }
 
 // detach closes the probes on one file and returns how many there were.
 func (k *kernel) detach(id fileID) int {
 	k.mu.Lock()
-	links := k.uprobes[id]
+	h := k.uprobes[id]
 	delete(k.uprobes, id)
-	k.nUprobes -= len(links)
+	k.nUprobes -= h.probes
 	if slot, ok := k.goSlotOf[id]; ok {
 		delete(k.goSlotOf, id)
 		k.goFree = append(k.goFree, slot)
 	}
 	k.mu.Unlock()
-	for _, l := range links {
-		l.Close()
-	}
-	return len(links)
+	closeLinks(h.links)
+	return h.probes
 }
 
 // pinFile opens path and returns a path to the same file through this
@@ -466,14 +519,12 @@ func (k *kernel) lossStats() (lostEvents, lostBytes, lostControl uint64) {
 	return sum(tlsbpf.StatLostEvents), sum(tlsbpf.StatLostBytes), sum(tlsbpf.StatLostControl)
 }
 
-// close detaches every link and releases every program and map. Links are
-// closed concurrently: each tracepoint detach waits for an RCU grace period
-// (~65 ms on our kernels), which would add up to seconds one after another.
+// close detaches every link and releases every program and map.
 func (k *kernel) close() error {
 	k.mu.Lock()
 	all := append([]link.Link(nil), k.links...)
-	for id, ls := range k.uprobes {
-		all = append(all, ls...)
+	for id, h := range k.uprobes {
+		all = append(all, h.links...)
 		delete(k.uprobes, id)
 	}
 	k.nUprobes = 0
@@ -481,16 +532,7 @@ func (k *kernel) close() error {
 	progs := k.progs
 	k.progs = nil // under mu: an attach racing a late shutdown sees no programs
 	k.mu.Unlock()
-	errs := make([]error, len(all))
-	var wg sync.WaitGroup
-	for i, l := range all {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = l.Close()
-		}()
-	}
-	wg.Wait()
+	errs := closeLinks(all)
 	for _, p := range progs {
 		errs = append(errs, p.Close())
 	}

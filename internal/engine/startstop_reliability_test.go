@@ -123,8 +123,8 @@ func (e *engineIDs) collect(t *testing.T, eng *Engine) {
 	}
 	k.mu.Lock()
 	all := append([]link.Link(nil), k.links...)
-	for _, ls := range k.uprobes {
-		all = append(all, ls...)
+	for _, h := range k.uprobes {
+		all = append(all, h.links...)
 	}
 	k.mu.Unlock()
 	for _, l := range all {
