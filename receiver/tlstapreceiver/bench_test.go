@@ -12,6 +12,8 @@ import (
 
 // benchExchange is what BenchmarkPipeline (internal/engine) produces: an
 // HTTP/1.1 GET with a 1 KiB response body, here with a process and a peer.
+// Even exchanges come from one server process, odd ones from one client
+// process.
 func benchExchange(i int) *exchange.Exchange {
 	body := make([]byte, 1024)
 	for j := range body {
@@ -21,7 +23,8 @@ func benchExchange(i int) *exchange.Exchange {
 	if i%2 == 1 {
 		role, pid, exe = exchange.RoleClient, 3000, "wrk"
 	}
-	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Millisecond)
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	start := t0.Add(time.Duration(i) * time.Millisecond)
 	return &exchange.Exchange{
 		Role: role,
 		Request: &exchange.Message{
@@ -42,7 +45,7 @@ func benchExchange(i int) *exchange.Exchange {
 		Process: exchange.Process{
 			PID: pid, PPID: 1, ExePath: "/usr/sbin/" + exe, ExeName: exe,
 			CommandArgs: []string{exe, "-c", "/etc/" + exe + ".conf"}, Owner: "root",
-			CreationTime: start.Add(-time.Hour),
+			CreationTime: t0.Add(-time.Hour),
 		},
 		Conn: exchange.Conn{
 			ID: uint64(i), Remote: netip.MustParseAddrPort("127.0.0.1:443"), Local: netip.MustParseAddrPort(fmt.Sprintf("127.0.0.1:%d", 40000+i%1000)),
@@ -62,17 +65,33 @@ func BenchmarkConvert(b *testing.B) {
 	for i := range batch {
 		batch[i] = benchExchange(i)
 	}
+	benchConvert(b, batch)
+}
+
+// BenchmarkConvertProcessPerExchange is the other extreme: every exchange
+// of the batch comes from a different process (a script running curl in a
+// loop), so each one also builds its resources.
+func BenchmarkConvertProcessPerExchange(b *testing.B) {
+	batch := make([]*exchange.Exchange, maxBatch)
+	for i := range batch {
+		batch[i] = benchExchange(i)
+		batch[i].Process.PID += i
+	}
+	benchConvert(b, batch)
+}
+
+func benchConvert(b *testing.B, batch []*exchange.Exchange) {
 	c := converter{hostName: "bench-host", scopeVersion: "0.1.0-dev", traces: true, logs: true}
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	for b.Loop() {
 		td, ld := convert(batch, c)
-		if td.SpanCount() != maxBatch || ld.LogRecordCount() != maxBatch {
+		if td.SpanCount() != len(batch) || ld.LogRecordCount() != len(batch) {
 			b.Fatal("wrong counts")
 		}
 	}
 	runtime.ReadMemStats(&m1)
-	n := float64(b.N) * maxBatch
+	n := float64(b.N) * float64(len(batch))
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/exchange")
 	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/n, "B/exchange")
 	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/n, "allocs/exchange")
