@@ -1,17 +1,15 @@
 package otelmap
 
 import (
-	crand "crypto/rand"
 	"encoding/hex"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tlstap/tlstap/internal/exchange"
-	"github.com/tlstap/tlstap/internal/h2parse"
 )
 
 // TraceID and SpanID are W3C trace context identifiers.
@@ -96,6 +94,10 @@ type LogRecord struct {
 type Record struct {
 	Span Span
 	Log  LogRecord
+	// Shared is the number of leading attributes Span.Attributes and
+	// Log.Attributes have in common (the log record repeats the span's
+	// attributes, except the span headers).
+	Shared int
 }
 
 // Options tune Map. The zero value is ready to use: default redaction and
@@ -116,183 +118,26 @@ type Options struct {
 
 // Map converts one exchange into its span and log record. ex.Request must be
 // non-nil (the engine only emits exchanges that have a request).
+//
+// Body content attributes alias the exchange's body bytes: the exchange must
+// not be modified while the record is in use.
 func Map(ex *exchange.Exchange, opts Options) Record {
-	req := ex.Request
-	if req == nil {
-		req = &exchange.Message{}
-	}
-	resp := ex.Response
-
-	u := resolveURL(ex, req)
-	method, methodKnown := normalizeMethod(req.Method)
-
-	var span Span
-	span.Start, span.End = ex.Start, ex.End
-	switch ex.Role {
-	case exchange.RoleClient:
-		span.Kind = SpanKindClient
-	case exchange.RoleServer:
-		span.Kind = SpanKindServer
-	default:
-		span.Kind = SpanKindInternal
-	}
-	span.Name = method
-	if !methodKnown {
-		// Semantic conventions: "{method}" is "HTTP" when the method is _OTHER.
-		span.Name = "HTTP"
-	}
-
-	// Trace context: join the application's trace when the request carries
-	// a valid W3C traceparent.
-	if tid, pid, flags, ok := ParseTraceparent(header(req, "traceparent")); ok {
-		span.TraceID, span.ParentSpanID, span.TraceFlags = tid, pid, flags
-		span.TraceState = header(req, "tracestate")
-	} else {
-		span.TraceID = newTraceID(opts)
-		span.TraceFlags = 1
-	}
-	span.SpanID = newSpanID(opts)
-
-	// Attributes, in a stable order.
-	attrs := make(Attributes, 0, 24)
-	attrs = append(attrs, String(KeyHTTPRequestMethod, method))
-	if !methodKnown {
-		attrs = append(attrs, String(KeyHTTPRequestMethodOriginal, req.Method))
-	}
-	if ex.Role == exchange.RoleServer {
-		if u.path != "" {
-			attrs = append(attrs, String(KeyURLPath, u.path))
-		}
-		if u.hasQuery {
-			attrs = append(attrs, String(KeyURLQuery, u.query))
-		}
-		attrs = append(attrs, String(KeyURLScheme, u.scheme))
-	} else if u.full != "" {
-		attrs = append(attrs, String(KeyURLFull, u.full))
-	}
-	if u.serverAddr != "" {
-		attrs = append(attrs, String(KeyServerAddress, u.serverAddr))
-		if u.serverPort > 0 {
-			attrs = append(attrs, Int(KeyServerPort, int64(u.serverPort)))
-		}
-	}
-	remote := ex.Conn.Remote
-	if ex.Role == exchange.RoleServer && remote.Addr().IsValid() {
-		attrs = append(attrs, String(KeyClientAddress, addrString(remote.Addr())))
-		if remote.Port() != 0 {
-			attrs = append(attrs, Int(KeyClientPort, int64(remote.Port())))
-		}
-	}
-	if remote.Addr().IsValid() {
-		attrs = append(attrs, String(KeyNetworkPeerAddress, addrString(remote.Addr())))
-		if remote.Port() != 0 {
-			attrs = append(attrs, Int(KeyNetworkPeerPort, int64(remote.Port())))
-		}
-	}
-	attrs = append(attrs, String(KeyNetworkProtocolName, "http"))
-	if v := protocolVersion(req, resp); v != "" {
-		attrs = append(attrs, String(KeyNetworkProtocolVersion, v))
-	}
-	attrs = append(attrs, String(KeyNetworkTransport, "tcp"))
-	if resp != nil && resp.StatusCode > 0 {
-		attrs = append(attrs, Int(KeyHTTPResponseStatusCode, int64(resp.StatusCode)))
-	}
-	if ua, ok := req.Get("User-Agent"); ok {
-		attrs = append(attrs, String(KeyUserAgentOriginal, ua))
-	}
-	attrs = append(attrs, Int(KeyHTTPRequestBodySize, req.BodySize))
-	if resp != nil {
-		attrs = append(attrs, Int(KeyHTTPResponseBodySize, resp.BodySize))
-	}
-	errType, isErr := errorType(ex)
-	if svc, m, code, ok := h2parse.GRPCInfo(ex); ok {
-		// gRPC: RPC conventions on top of the HTTP ones; the span is named
-		// after the RPC, and its status follows grpc-status, not :status.
-		span.Name = svc + "/" + m
-		attrs = append(attrs, String(KeyRPCSystem, "grpc"), String(KeyRPCService, svc), String(KeyRPCMethod, m))
-		if code >= 0 {
-			attrs = append(attrs, Int(KeyRPCGRPCStatusCode, int64(code)))
-			if grpcError(code, ex.Role) {
-				errType, isErr = strconv.Itoa(code), true
-			} else if resp != nil && resp.StatusCode < 400 {
-				errType, isErr = "", false
-			}
-		}
-	}
-	if errType != "" {
-		attrs = append(attrs, String(KeyErrorType, errType))
-	}
-	if names := ex.Flags.Names(); len(names) > 0 {
-		attrs = append(attrs, Strings(KeyTlstapFlags, names))
-	}
-	if ex.Conn.Source != "" {
-		attrs = append(attrs, String(KeyTlstapTLSLibrary, ex.Conn.Source))
-	}
-	attrs = append(attrs, Int(KeyTlstapConnectionID, int64(ex.Conn.ID)))
-
-	if isErr {
-		span.Status = StatusError
-		if resp == nil || resp.StatusCode == 0 {
-			// No status code explains the error: say what happened.
-			span.StatusMsg = errType
-		}
-	}
-	common := len(attrs) // the log record repeats these, then adds every header
-	if opts.SpanHeaders != nil {
-		attrs = appendHeaders(attrs, KeyHTTPRequestHeaderPrefix, opts.SpanHeaders(req, false))
-		if resp != nil {
-			attrs = appendHeaders(attrs, KeyHTTPResponseHeaderPrefix, opts.SpanHeaders(resp, true))
-		}
-	}
-	span.Attributes = attrs
-
-	// Log record: the span's attributes plus headers and bodies.
-	redact := opts.RedactHeaders
-	if redact == nil {
-		redact = RedactSensitiveHeaders
-	}
-	logAttrs := make(Attributes, common, common+len(req.Headers)+8)
-	copy(logAttrs, attrs[:common])
-	logAttrs = appendHeaders(logAttrs, KeyHTTPRequestHeaderPrefix, redact(req.Headers))
-	if resp != nil {
-		logAttrs = appendHeaders(logAttrs, KeyHTTPResponseHeaderPrefix, redact(resp.Headers))
-	}
-	if kv, ok := bodyContent(KeyHTTPRequestBodyContent, req); ok {
-		logAttrs = append(logAttrs, kv)
-	}
-	if kv, ok := bodyContent(KeyHTTPResponseBodyContent, resp); ok {
-		logAttrs = append(logAttrs, kv)
-	}
-
-	severity, sevText := int32(SeverityInfo), "INFO"
-	switch {
-	case isErr:
-		severity, sevText = SeverityError, "ERROR"
-	case resp != nil && resp.StatusCode >= 400:
-		severity, sevText = SeverityWarn, "WARN"
-	}
-
-	log := LogRecord{
-		EventName:    EventName,
-		Timestamp:    ex.End,
-		Severity:     severity,
-		SeverityText: sevText,
-		Body:         displayString(req, resp, u),
-		TraceID:      span.TraceID,
-		SpanID:       span.SpanID,
-		TraceFlags:   span.TraceFlags,
-		Attributes:   logAttrs,
-	}
-	if log.Timestamp.IsZero() {
-		log.Timestamp = ex.Start
-	}
-	return Record{Span: span, Log: log}
+	m := Mapper{opts: opts, single: true}
+	rec := *m.Map(ex)
+	// A fresh Mapper's scratch space belongs to this record alone, but the
+	// span and the log record must not share their backing arrays: a caller
+	// may modify one list without expecting the other to change.
+	rec.Span.Attributes = slices.Clone(rec.Span.Attributes)
+	return rec
 }
 
 // Resource returns the resource attributes of the process that made the
 // exchange. hostName is os.Hostname(), passed in; empty omits host.name.
 func Resource(p exchange.Process, hostName string) Attributes {
-	attrs := make(Attributes, 0, 9)
+	return appendResource(make(Attributes, 0, 9), p, hostName)
+}
+
+func appendResource(attrs Attributes, p exchange.Process, hostName string) Attributes {
 	attrs = append(attrs, Int(KeyProcessPID, int64(p.PID)))
 	if p.PPID > 0 {
 		attrs = append(attrs, Int(KeyProcessParentPID, int64(p.PPID)))
@@ -337,16 +182,12 @@ func KeyOf(p exchange.Process) ProcessKey {
 	return k
 }
 
-// knownMethods are the methods the HTTP semantic conventions name.
-var knownMethods = map[string]bool{
-	"CONNECT": true, "DELETE": true, "GET": true, "HEAD": true, "OPTIONS": true,
-	"PATCH": true, "POST": true, "PUT": true, "TRACE": true, "QUERY": true,
-}
-
 // normalizeMethod returns the method as it goes into http.request.method and
-// whether it is a known method (methods are case-sensitive).
+// whether it is one of the methods the HTTP semantic conventions name
+// (methods are case-sensitive).
 func normalizeMethod(m string) (string, bool) {
-	if knownMethods[m] {
+	switch m {
+	case "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE", "QUERY":
 		return m, true
 	}
 	return "_OTHER", false
@@ -411,8 +252,8 @@ func addrString(a netip.Addr) string { return a.Unmap().String() }
 // urlInfo is what the request target and connection say about the URL.
 type urlInfo struct {
 	scheme     string
-	full       string // absolute URL, "" when the host is unknown
-	display    string // for the log body: full, else the target
+	absolute   bool   // the target is in absolute form: it is url.full as sent
+	full       string // absolute URL, "" when the host is unknown (see Mapper.displayString)
 	path       string
 	query      string
 	hasQuery   bool
@@ -429,7 +270,8 @@ func defaultPort(scheme string) int {
 
 // resolveURL derives scheme, host, port, path and query from the request
 // target, the Host header (or HTTP/2 :authority) and the connection.
-func resolveURL(ex *exchange.Exchange, req *exchange.Message) urlInfo {
+// url.full is assembled with the log body (Mapper.displayString).
+func (m *Mapper) resolveURL(ex *exchange.Exchange, req *exchange.Message) urlInfo {
 	var u urlInfo
 	u.scheme = "http"
 	if ex.Conn.TLS {
@@ -440,7 +282,7 @@ func resolveURL(ex *exchange.Exchange, req *exchange.Message) urlInfo {
 	// Absolute-form target (proxy requests): used as is.
 	if scheme, rest, ok := cutScheme(target); ok {
 		u.scheme = scheme
-		u.full = target
+		u.absolute = true
 		authority, pathQuery := rest, ""
 		if i := strings.IndexAny(rest, "/?"); i >= 0 {
 			authority, pathQuery = rest[:i], rest[i:]
@@ -453,7 +295,6 @@ func resolveURL(ex *exchange.Exchange, req *exchange.Message) urlInfo {
 		if u.path == "" {
 			u.path = "/"
 		}
-		u.display = u.full
 		return u
 	}
 
@@ -466,10 +307,15 @@ func resolveURL(ex *exchange.Exchange, req *exchange.Message) urlInfo {
 		authority = target // authority-form
 	}
 	if authority != "" {
-		u.serverAddr, u.serverPort = splitHostPort(authority, u.scheme)
-		if ex.Role == exchange.RoleServer && !hasExplicitPort(authority) && ex.Conn.Local.Port() != 0 {
-			u.serverPort = int(ex.Conn.Local.Port())
+		host, port := splitHostPort(authority, "")
+		switch {
+		case port > 0:
+		case ex.Role == exchange.RoleServer && ex.Conn.Local.Port() != 0:
+			port = int(ex.Conn.Local.Port())
+		default:
+			port = defaultPort(u.scheme)
 		}
+		u.serverAddr, u.serverPort = host, port
 	} else {
 		// No Host header (HTTP/1.0): the server is the remote end for a
 		// client, the local end for a server.
@@ -478,7 +324,7 @@ func resolveURL(ex *exchange.Exchange, req *exchange.Message) urlInfo {
 			ap = ex.Conn.Local
 		}
 		if ap.Addr().IsValid() {
-			u.serverAddr = addrString(ap.Addr())
+			u.serverAddr = m.addrString(ap.Addr())
 			u.serverPort = int(ap.Port())
 		}
 	}
@@ -488,28 +334,6 @@ func resolveURL(ex *exchange.Exchange, req *exchange.Message) urlInfo {
 		// authority-form / asterisk-form: no path.
 	default:
 		u.path, u.query, u.hasQuery = splitPathQuery(target)
-	}
-
-	if u.serverAddr != "" {
-		var b strings.Builder
-		b.WriteString(u.scheme)
-		b.WriteString("://")
-		host := u.serverAddr
-		if strings.IndexByte(host, ':') >= 0 {
-			host = "[" + host + "]"
-		}
-		b.WriteString(host)
-		if u.serverPort > 0 && u.serverPort != defaultPort(u.scheme) {
-			b.WriteByte(':')
-			b.WriteString(strconv.Itoa(u.serverPort))
-		}
-		if strings.HasPrefix(target, "/") {
-			b.WriteString(target)
-		}
-		u.full = b.String()
-		u.display = u.full
-	} else {
-		u.display = target
 	}
 	return u
 }
@@ -531,16 +355,19 @@ func splitPathQuery(pq string) (path, query string, hasQuery bool) {
 	return path, query, hasQuery
 }
 
-func hasExplicitPort(authority string) bool {
-	_, port := splitHostPort(authority, "")
-	return port > 0
-}
-
 // splitHostPort splits an authority into host and port; without an explicit
 // port the scheme's default port is returned (0 when scheme is "").
 func splitHostPort(authority, scheme string) (string, int) {
-	host, portStr, err := net.SplitHostPort(authority)
-	if err != nil {
+	var host, portStr string
+	ok := false
+	// Without a colon (the usual Host header) SplitHostPort can only fail,
+	// and it allocates its error.
+	if strings.IndexByte(authority, ':') >= 0 {
+		var err error
+		host, portStr, err = net.SplitHostPort(authority)
+		ok = err == nil
+	}
+	if !ok {
 		host = strings.TrimSuffix(strings.TrimPrefix(authority, "["), "]")
 		portStr = ""
 	}
@@ -553,70 +380,6 @@ func splitHostPort(authority, scheme string) (string, int) {
 		return host, 0
 	}
 	return host, defaultPort(scheme)
-}
-
-// appendHeaders adds one string-slice attribute per distinct header name
-// (lowercased), values in wire order.
-func appendHeaders(attrs Attributes, prefix string, hs []exchange.Header) Attributes {
-	start := len(attrs)
-	for _, h := range hs {
-		if strings.HasPrefix(h.Name, ":") {
-			continue // HTTP/2 pseudo-headers are reflected in other attributes
-		}
-		key := prefix + strings.ToLower(h.Name)
-		found := false
-		for i := start; i < len(attrs); i++ {
-			if attrs[i].Key == key {
-				attrs[i].Value.Strings = append(attrs[i].Value.Strings, h.Value)
-				found = true
-				break
-			}
-		}
-		if !found {
-			attrs = append(attrs, Strings(key, []string{h.Value}))
-		}
-	}
-	return attrs
-}
-
-func bodyContent(key string, m *exchange.Message) (KeyValue, bool) {
-	if m == nil {
-		return KeyValue{}, false
-	}
-	b := m.Body
-	if m.DecodedBody != nil {
-		b = m.DecodedBody
-	}
-	if len(b) == 0 {
-		return KeyValue{}, false
-	}
-	if utf8.Valid(b) {
-		return String(key, string(b)), true
-	}
-	return Bytes(key, append([]byte(nil), b...)), true
-}
-
-// DisplayString is the one-line log body: "GET https://host/path -> 200".
-func displayString(req, resp *exchange.Message, u urlInfo) string {
-	var b strings.Builder
-	m := req.Method
-	if m == "" {
-		m = "?"
-	}
-	b.WriteString(m)
-	b.WriteByte(' ')
-	if u.display != "" {
-		b.WriteString(u.display)
-	} else {
-		b.WriteString("?")
-	}
-	b.WriteString(" -> ")
-	if resp != nil && resp.StatusCode > 0 {
-		b.WriteString(strconv.Itoa(resp.StatusCode))
-	} else {
-		b.WriteString("no response")
-	}
-	return b.String()
 }
 
 // ParseTraceparent parses a W3C traceparent header value
@@ -671,26 +434,4 @@ func hexByte(s string) (uint8, bool) {
 		return 0, false
 	}
 	return b[0], true
-}
-
-func newTraceID(o Options) TraceID {
-	if o.NewTraceID != nil {
-		return o.NewTraceID()
-	}
-	var t TraceID
-	for t.IsZero() {
-		_, _ = crand.Read(t[:])
-	}
-	return t
-}
-
-func newSpanID(o Options) SpanID {
-	if o.NewSpanID != nil {
-		return o.NewSpanID()
-	}
-	var s SpanID
-	for s.IsZero() {
-		_, _ = crand.Read(s[:])
-	}
-	return s
 }
