@@ -25,6 +25,9 @@ type converter struct {
 // grouped into one ResourceSpans / ResourceLogs per process (in order of
 // first appearance). The span and the log record of an exchange share their
 // trace and span ids.
+//
+// The pdata built keeps references to the exchanges' bodies (see
+// otelmap.Mapper.Map): the exchanges must not be modified afterwards.
 func convert(batch []*exchange.Exchange, c converter) (ptrace.Traces, plog.Logs) {
 	td, ld := ptrace.NewTraces(), plog.NewLogs()
 	now := time.Now
@@ -32,46 +35,88 @@ func convert(batch []*exchange.Exchange, c converter) (ptrace.Traces, plog.Logs)
 		now = c.now
 	}
 	observed := pcommon.NewTimestampFromTime(now())
-
-	type group struct {
-		spans ptrace.SpanSlice
-		logs  plog.LogRecordSlice
-	}
+	mapper := otelmap.NewMapper(c.options)
 	groups := make(map[otelmap.ProcessKey]group, 4)
 
 	for _, ex := range batch {
 		key := otelmap.KeyOf(ex.Process)
 		g, ok := groups[key]
 		if !ok {
-			resource := otelmap.Resource(ex.Process, c.hostName)
-			if c.traces {
-				rs := td.ResourceSpans().AppendEmpty()
-				putAttributes(rs.Resource().Attributes(), resource)
-				ss := rs.ScopeSpans().AppendEmpty()
-				ss.Scope().SetName(metadata.ScopeName)
-				ss.Scope().SetVersion(c.scopeVersion)
-				g.spans = ss.Spans()
-			}
-			if c.logs {
-				rl := ld.ResourceLogs().AppendEmpty()
-				putAttributes(rl.Resource().Attributes(), resource)
-				sl := rl.ScopeLogs().AppendEmpty()
-				sl.Scope().SetName(metadata.ScopeName)
-				sl.Scope().SetVersion(c.scopeVersion)
-				g.logs = sl.LogRecords()
-			}
+			g = newGroup(td, ld, c, mapper.Resource(ex.Process, c.hostName))
 			groups[key] = g
 		}
 
-		rec := otelmap.Map(ex, c.options)
+		rec := mapper.Map(ex)
+		var span ptrace.Span
+		var log plog.LogRecord
 		if c.traces {
-			fillSpan(g.spans.AppendEmpty(), &rec.Span)
+			span = g.spans.AppendEmpty()
+			fillSpan(span, &rec.Span)
 		}
 		if c.logs {
-			fillLog(g.logs.AppendEmpty(), &rec.Log, observed)
+			log = g.logs.AppendEmpty()
+			fillLog(log, &rec.Log, observed)
 		}
+		putRecordAttributes(span, log, rec, c.traces, c.logs)
 	}
 	return td, ld
+}
+
+// group is where the spans and log records of one process go.
+type group struct {
+	spans ptrace.SpanSlice
+	logs  plog.LogRecordSlice
+}
+
+// newGroup adds the ResourceSpans and ResourceLogs of one process. The
+// resource attributes are put once and copied: a copy skips the search for
+// an existing key that every Put makes.
+func newGroup(td ptrace.Traces, ld plog.Logs, c converter, resource otelmap.Attributes) group {
+	var g group
+	var built pcommon.Map
+	if c.traces {
+		rs := td.ResourceSpans().AppendEmpty()
+		built = rs.Resource().Attributes()
+		putAttributes(built, resource)
+		ss := rs.ScopeSpans().AppendEmpty()
+		ss.Scope().SetName(metadata.ScopeName)
+		ss.Scope().SetVersion(c.scopeVersion)
+		g.spans = ss.Spans()
+	}
+	if c.logs {
+		rl := ld.ResourceLogs().AppendEmpty()
+		if c.traces {
+			built.CopyTo(rl.Resource().Attributes())
+		} else {
+			putAttributes(rl.Resource().Attributes(), resource)
+		}
+		sl := rl.ScopeLogs().AppendEmpty()
+		sl.Scope().SetName(metadata.ScopeName)
+		sl.Scope().SetVersion(c.scopeVersion)
+		g.logs = sl.LogRecords()
+	}
+	return g
+}
+
+// putRecordAttributes writes the attributes of the span and of the log
+// record of rec (only those whose signal is on). With both on, the
+// attributes they share are put once, into the log record, and copied.
+func putRecordAttributes(span ptrace.Span, log plog.LogRecord, rec *otelmap.Record, traces, logs bool) {
+	switch {
+	case traces && logs:
+		la, sa := log.Attributes(), span.Attributes()
+		la.EnsureCapacity(len(rec.Log.Attributes))
+		putAttributes(la, rec.Log.Attributes[:rec.Shared])
+		// CopyTo reuses the destination's array when it is large enough.
+		sa.EnsureCapacity(len(rec.Span.Attributes))
+		la.CopyTo(sa)
+		putAttributes(sa, rec.Span.Attributes[rec.Shared:])
+		putAttributes(la, rec.Log.Attributes[rec.Shared:])
+	case traces:
+		putAttributes(span.Attributes(), rec.Span.Attributes)
+	case logs:
+		putAttributes(log.Attributes(), rec.Log.Attributes)
+	}
 }
 
 func fillSpan(s ptrace.Span, src *otelmap.Span) {
@@ -98,7 +143,6 @@ func fillSpan(s ptrace.Span, src *otelmap.Span) {
 	case otelmap.StatusOK:
 		s.Status().SetCode(ptrace.StatusCodeOk)
 	}
-	putAttributes(s.Attributes(), src.Attributes)
 }
 
 func spanKind(k otelmap.SpanKind) ptrace.SpanKind {
@@ -123,7 +167,6 @@ func fillLog(l plog.LogRecord, src *otelmap.LogRecord, observed pcommon.Timestam
 	l.SetTraceID(pcommon.TraceID(src.TraceID))
 	l.SetSpanID(pcommon.SpanID(src.SpanID))
 	l.SetFlags(plog.LogRecordFlags(src.TraceFlags))
-	putAttributes(l.Attributes(), src.Attributes)
 }
 
 // putAttributes copies neutral attributes into a pdata map.
