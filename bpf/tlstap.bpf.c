@@ -60,10 +60,19 @@ struct conn {
 	 * hooks find the fd: it lives and dies with the socket. */
 	__u8 tls_kind;
 	__u8 tls_tries;
-	__u8 _pad[4];
+	/* Set once user space has seen bytes of this socket (its own stream or a
+	 * TLS stream on it): only then does it need to hear of the close. Every
+	 * other socket close on the host stays in the kernel, so an idle agent
+	 * is not woken by the host's unrelated connections. */
+	__u8 notify;
+	__u8 _pad[3];
 	__u64 tls_id;
 	__u64 tls_pos[2];
 	struct conn_addr addr;
+	/* Per direction, the end position of the latest bytes lost (see
+	 * data_event.lost), for the socket stream and its TLS stream. */
+	__u64 lost[2];
+	__u64 tls_lost[2];
 };
 
 struct ssl_key {
@@ -79,6 +88,7 @@ struct ssl_conn {
 	__u8 kind;
 	__u8 tries;
 	__u8 _pad[2];
+	__u64 lost[2]; /* as conn.lost */
 };
 
 /* An SSL_read/SSL_write call in flight on a thread. */
@@ -366,6 +376,7 @@ struct emit_ctx {
 	__u64 ubuf;
 	__u32 total; /* bytes of ubuf to cover */
 	__u32 done;
+	__u64 lost_end; /* end position of the last record that could not be sent */
 };
 
 static long emit_chunk(__u32 i, struct emit_ctx *c)
@@ -396,21 +407,23 @@ static long emit_chunk(__u32 i, struct emit_ctx *c)
 	if (bpf_ringbuf_output(&events, s, size, 0)) {
 		stat_add(STAT_LOST_EVENTS, 1);
 		stat_add(STAT_LOST_BYTES, s->hdr.len);
+		c->lost_end = s->hdr.pos + s->hdr.len;
 	}
 	c->done += s->hdr.len;
 	return 0;
 }
 
 /* Header-only record for bytes beyond the capture cap: the size stays known. */
-static __always_inline void emit_skip(struct data_event *tmpl, __u64 pos, __u32 len)
+static __always_inline void emit_skip(struct emit_ctx *c, __u64 pos, __u32 len)
 {
 	struct data_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	stat_add(STAT_SKIPPED_BYTES, len);
 	if (!e) {
 		stat_add(STAT_LOST_EVENTS, 1);
+		c->lost_end = pos + len;
 		return;
 	}
-	*e = *tmpl;
+	*e = c->hdr;
 	e->pos = pos;
 	e->len = len;
 	e->cap_len = 0;
@@ -450,7 +463,7 @@ static __always_inline void emit_data(struct emit_ctx *c, __u64 buf, __u32 iovcn
 		}
 	}
 	if (covered < len)
-		emit_skip(&c->hdr, base + covered, len - covered);
+		emit_skip(c, base + covered, len - covered);
 }
 
 /* ---------------------------------------------------------------- sockets */
@@ -503,6 +516,7 @@ static __always_inline int io_exit(long ret)
 	__u64 pos = __sync_fetch_and_add(&c->pos[dir], (__u64)ret);
 	if (!should_stream(&c->kind, &c->tries, first, first_len))
 		return 0;
+	c->notify = 1;
 	struct emit_ctx ec = {};
 	ec.hdr.type = EV_DATA;
 	ec.hdr.source = SRC_SOCKET;
@@ -514,7 +528,11 @@ static __always_inline int io_exit(long ret)
 	ec.hdr.conn_id = c->id;
 	ec.hdr.pos = pos;
 	ec.hdr.addr = c->addr;
+	ec.hdr.lost[0] = c->lost[0];
+	ec.hdr.lost[1] = c->lost[1];
 	emit_data(&ec, args.buf, args.iovcnt, args.is_iov, ret);
+	if (ec.lost_end > c->lost[dir])
+		c->lost[dir] = ec.lost_end;
 	return 0;
 }
 
@@ -620,7 +638,7 @@ static __always_inline int fd_closed(__s32 fd)
 	struct conn *c = bpf_map_lookup_elem(&conns, &key);
 	if (!c)
 		return 0;
-	if (c->kind != K_NOTSOCK)
+	if (c->notify)
 		emit_ctl(EV_CLOSE, SRC_SOCKET, pid_tgid, fd, c->id);
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
@@ -737,9 +755,11 @@ static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 ex_out, __u8 di
 }
 
 /* Streams n plaintext bytes of a TLS call at stream position pos. */
+/* lost: the stream's per-direction loss positions (conn.lost). */
 static __always_inline void emit_tls(__u64 pid_tgid, __u8 source, __u8 dir, __s32 fd, __u64 id, __u64 pos,
-				     __u64 handle, struct conn *c, __u64 buf, __u64 n)
+				     __u64 handle, struct conn *c, __u64 *lost, __u64 buf, __u64 n)
 {
+	dir &= 1;
 	struct emit_ctx ec = {};
 	ec.hdr.type = EV_DATA;
 	ec.hdr.source = source;
@@ -751,9 +771,15 @@ static __always_inline void emit_tls(__u64 pid_tgid, __u8 source, __u8 dir, __s3
 	ec.hdr.conn_id = id;
 	ec.hdr.pos = pos;
 	ec.hdr.ssl = handle;
-	if (c)
+	if (c) {
 		ec.hdr.addr = c->addr;
+		c->notify = 1;
+	}
+	ec.hdr.lost[0] = lost[0];
+	ec.hdr.lost[1] = lost[1];
 	emit_data(&ec, buf, 0, 0, n);
+	if (ec.lost_end > lost[dir])
+		lost[dir] = ec.lost_end;
 }
 
 /* ret: bytes transferred by the outermost call, or <= 0. */
@@ -800,7 +826,7 @@ static __always_inline int ssl_exit(long ret, int is_ex)
 	if (!should_stream(&sc->kind, &sc->tries, a.buf, n))
 		return 0;
 	struct conn *c = sc->fd >= 0 ? conn_get(tgid, sc->fd) : NULL;
-	emit_tls(pid_tgid, SRC_OPENSSL, dir, sc->fd, sc->id, pos, a.ssl, c, a.buf, n);
+	emit_tls(pid_tgid, SRC_OPENSSL, dir, sc->fd, sc->id, pos, a.ssl, c, sc->lost, a.buf, n);
 	return 0;
 }
 
@@ -964,7 +990,7 @@ static __always_inline void go_emit(__u64 pid_tgid, __u64 conn, __u64 buf, __u64
 		}
 		__u64 pos = __sync_fetch_and_add(&c->tls_pos[dir], n);
 		if (should_stream(&c->tls_kind, &c->tls_tries, buf, n))
-			emit_tls(pid_tgid, SRC_GOTLS, dir, fd, c->tls_id, pos, conn, c, buf, n);
+			emit_tls(pid_tgid, SRC_GOTLS, dir, fd, c->tls_id, pos, conn, c, c->tls_lost, buf, n);
 		return;
 	}
 	/* fd unknown (unexpected layout): key the stream by the *tls.Conn. */
@@ -979,7 +1005,7 @@ static __always_inline void go_emit(__u64 pid_tgid, __u64 conn, __u64 buf, __u64
 	}
 	__u64 pos = __sync_fetch_and_add(&sc->pos[dir], n);
 	if (should_stream(&sc->kind, &sc->tries, buf, n))
-		emit_tls(pid_tgid, SRC_GOTLS, dir, -1, sc->id, pos, conn, NULL, buf, n);
+		emit_tls(pid_tgid, SRC_GOTLS, dir, -1, sc->id, pos, conn, NULL, sc->lost, buf, n);
 }
 
 /* crypto/tls.(*Conn).Write(b []byte) (int, error), register ABI: c in RAX,

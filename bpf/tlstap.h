@@ -62,6 +62,13 @@ struct data_event {
 	__u32 cap_len; /* payload bytes present (< len when beyond the per-call cap) */
 	__u64 ssl;     /* SSL* for SRC_OPENSSL */
 	struct conn_addr addr;
+	/* Per direction, the end position of the latest bytes of this stream
+	 * the kernel failed to send (ring buffer full), 0 if none. User space
+	 * learns of a loss with the next record of either direction, not only
+	 * of the direction that lost, and so pairs requests and responses
+	 * knowing it; a direction whose first records were lost is not taken
+	 * for a stream found mid-way. */
+	__u64 lost[2];
 };
 
 /* EV_CLOSE, EV_EXEC, EV_EXIT, EV_MMAP. */

@@ -21,10 +21,13 @@ type tlstapConn struct {
 	Tries    uint8
 	TlsKind  uint8
 	TlsTries uint8
-	Pad      [4]uint8
+	Notify   uint8
+	Pad      [3]uint8
 	TlsId    uint64
 	TlsPos   [2]uint64
 	Addr     tlstapConnAddr
+	Lost     [2]uint64
+	TlsLost  [2]uint64
 }
 
 type tlstapConnAddr struct {
@@ -71,6 +74,7 @@ type tlstapDataEvent struct {
 	CapLen uint32
 	Ssl    uint64
 	Addr   tlstapConnAddr
+	Lost   [2]uint64
 }
 
 type tlstapGoCall struct {
@@ -129,6 +133,7 @@ type tlstapSslConn struct {
 	Kind  uint8
 	Tries uint8
 	Pad   [2]uint8
+	Lost  [2]uint64
 }
 
 type tlstapSslKey struct {

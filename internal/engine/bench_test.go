@@ -69,15 +69,16 @@ func BenchmarkPipeline(b *testing.B) {
 }
 
 func TestRecordLayout(t *testing.T) {
-	if dataHdrSize != 96 || ctlSize != 32 {
+	if dataHdrSize != 112 || ctlSize != 32 {
 		t.Fatalf("record header sizes changed: data %d ctl %d; update decodeRecord", dataHdrSize, ctlSize)
 	}
 	var r record
 	raw := rawRecord(1, 9, 77, []byte("HTTP/1.1"))
+	binary.LittleEndian.PutUint64(raw[104:], 3) // lost[1]
 	if err := decodeRecord(raw, &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.connID != 9 || r.pos != 77 || r.dir != 1 || string(r.payload) != "HTTP/1.1" ||
+	if r.connID != 9 || r.pos != 77 || r.dir != 1 || r.lost != [2]uint64{0, 3} || string(r.payload) != "HTTP/1.1" ||
 		r.local.String() != "127.0.0.1:40000" || r.remote.String() != "127.0.0.1:443" || r.fd != 5 {
 		t.Errorf("decoded %+v", r)
 	}

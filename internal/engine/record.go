@@ -21,18 +21,21 @@ var errShortRecord = errors.New("short ring buffer record")
 // record is one decoded ring buffer record. Payload aliases the ring buffer
 // sample: it is valid only until the next read.
 type record struct {
-	typ     uint8
-	source  uint8
-	dir     uint8
-	tgid    uint32
-	tid     uint32
-	fd      int32
-	ts      int64
-	connID  uint64
-	pos     uint64
-	len     uint32
-	capLen  uint32
-	ssl     uint64
+	typ    uint8
+	source uint8
+	dir    uint8
+	tgid   uint32
+	tid    uint32
+	fd     int32
+	ts     int64
+	connID uint64
+	pos    uint64
+	len    uint32
+	capLen uint32
+	ssl    uint64
+	// lost: per direction, the end of the bytes the kernel failed to
+	// send (0: none).
+	lost    [2]uint64
 	local   netip.AddrPort
 	remote  netip.AddrPort
 	payload []byte
@@ -75,6 +78,7 @@ func decodeRecord(b []byte, r *record) error {
 		r.local = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[64:80])).Unmap(), lport)
 		r.remote = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[80:96])).Unmap(), rport)
 	}
+	r.lost[0], r.lost[1] = le.Uint64(b[96:]), le.Uint64(b[104:])
 	if int(r.capLen) > len(b)-dataHdrSize || r.capLen > r.len {
 		return errShortRecord
 	}

@@ -142,6 +142,26 @@ func (t *tracker) data(r *record) {
 	payload := r.payload
 	pos := r.pos
 	length := uint64(r.len)
+	for d := range r.lost {
+		if !s.started[d] && r.lost[d] > 0 {
+			// The direction's first bytes were lost, not skipped by a
+			// stream found mid-way: it is counted from the start.
+			s.started[d] = true
+			s.next[d] = 0
+		}
+	}
+	if o := dir ^ 1; s.started[o] && r.lost[o] > s.next[o] {
+		// The kernel could not send bytes of the other direction before
+		// making this record: the parser hears of the loss now, before
+		// this record, not when the other direction's next record comes
+		// (a response would otherwise be paired as if its request's loss
+		// had not happened).
+		t.stats.streamGaps.Add(1)
+		if s.parser != nil {
+			s.parser.Gap(pdir^1, int64(r.lost[o]-s.next[o]), r.ts)
+		}
+		s.next[o] = r.lost[o]
+	}
 	if !s.started[dir] {
 		// A stream found mid-way (the agent started later, or the kernel
 		// skipped non-HTTP records) starts where it is first seen.

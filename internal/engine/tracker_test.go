@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	tlsbpf "github.com/tlstap/tlstap/bpf"
@@ -16,6 +18,7 @@ type feeder struct {
 	tr   *tracker
 	got  []*exchange.Exchange
 	pos  [2]uint64
+	lost [2]uint64 // per direction, end of the latest lost record (conn.lost)
 	conn uint64
 	src  uint8
 	fd   int32
@@ -41,8 +44,10 @@ func (f *feeder) send(dir int, data string, lost bool, capped int) {
 		local:  netip.MustParseAddrPort("127.0.0.1:40000"),
 		remote: netip.MustParseAddrPort("127.0.0.1:443"),
 	}
+	r.lost = f.lost
 	f.pos[dir] += uint64(len(data))
 	if lost {
+		f.lost[dir] = f.pos[dir]
 		return
 	}
 	r.payload = []byte(data)
@@ -262,4 +267,45 @@ func FuzzTracker(f *testing.F) {
 			t.Fatalf("streams left after closeAll")
 		}
 	})
+}
+
+// Every pattern of lost records for a sequential keep-alive client (6
+// requests and 6 responses, one record each: 4 096 patterns), numbered as
+// the kernel numbers them. No exchange may carry another request's
+// response. Before records carried the other direction's loss, a response
+// arriving ahead of its lost request's gap was paired with the previous
+// request: 264 spliced pairs over these patterns (TestFaultSlowConsumer's
+// "/r/750 -> reply 751").
+func TestTrackerEveryLossPatternPairsRight(t *testing.T) {
+	const pairs = 6
+	bad, paired := 0, 0
+	for mask := 0; mask < 1<<(2*pairs); mask++ {
+		f := newFeeder(t, 1024)
+		for i := 1; i <= pairs; i++ {
+			body := fmt.Sprintf("reply %d", i)
+			f.send(tlsbpf.DirEgress, fmt.Sprintf("GET /r/%d HTTP/1.1\r\nHost: h\r\n\r\n", i), mask&(1<<(2*i-2)) != 0, 0)
+			f.send(tlsbpf.DirIngress, fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body), mask&(1<<(2*i-1)) != 0, 0)
+		}
+		f.close()
+		for _, ex := range f.got {
+			if ex.Request == nil || ex.Response == nil {
+				continue
+			}
+			paired++
+			if want := "reply " + strings.TrimPrefix(ex.Request.Target, "/r/"); string(ex.Response.Body) != want {
+				if bad < 5 {
+					t.Errorf("loss pattern %012b: %s paired with %q (flags %v)", mask, ex.Request.Target, ex.Response.Body, ex.Flags.Names())
+				}
+				bad++
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d exchanges with a response paired wrong", bad, paired)
+	}
+	// Every pattern keeps the pairs whose request and response both
+	// arrived with no loss in between; the rules must not give those up.
+	if paired < 5000 {
+		t.Errorf("only %d exchanges delivered with a response over all patterns", paired)
+	}
 }

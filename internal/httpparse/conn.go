@@ -147,6 +147,15 @@ type Conn struct {
 	orphans   int
 	gapPrevTS int64
 
+	// respGap: the response direction lost bytes since the last final
+	// response started, so the next one's pairing is checked against the
+	// requests' times (see nextResponse). pipelined: a response was seen,
+	// with no loss before it, starting after the next request had already
+	// been sent; the time check assumes the opposite and is then off.
+	respGap    bool
+	respGapNew bool // the latest response gap began the loss (respGap was clear)
+	pipelined  bool
+
 	upgrade        *Upgrade
 	upgradePending bool // the feed that completed the 101 still owes its tail
 }
@@ -271,9 +280,51 @@ func (c *Conn) push(e *entry) {
 	c.tryEmit()
 }
 
-// nextResponse returns the entry the next final response belongs to, or nil
-// for a response without a known request (its request was never seen).
-func (c *Conn) nextResponse() *entry {
+// nextResponse returns the entry the final response starting at ts belongs
+// to, or nil for a response without a known request (its request was never
+// seen).
+//
+// After loss in the response direction the byte counts alone cannot say how
+// many responses the gap held. Time can, for a client that waits for each
+// response before sending the next request (every request of such a client
+// starts after the previous response did): the response belongs to the
+// newest pending request sent before it started, and the older pending ones
+// lost theirs in the gap (flagged NoResponse|Incomplete). A connection that
+// showed pipelining on clean input keeps the queue order. This needs every
+// loss in the request direction before the response to be known when the
+// response arrives: the engine reports a direction's loss as soon as a
+// record of either direction shows it (each record carries both positions).
+func (c *Conn) nextResponse(ts int64) *entry {
+	if c.nResp >= len(c.queue) {
+		c.respGap = false
+		return c.popResponse()
+	}
+	if c.respGap && !c.pipelined {
+		newest := -1
+		for i := c.nResp; i < len(c.queue); i++ {
+			if e := c.queue[i]; e.req.FirstByte <= ts {
+				newest = i
+			}
+		}
+		for c.nResp < newest {
+			e := c.queue[c.nResp]
+			c.nResp++
+			e.respDone = true
+			e.ex.Flags |= exchange.Incomplete | exchange.NoResponse
+			c.releaseHold(e)
+		}
+	} else if !c.respGap && c.nResp+1 < len(c.queue) {
+		if next := c.queue[c.nResp+1]; !next.drop && next.req.FirstByte < ts {
+			c.pipelined = true
+		}
+	}
+	c.respGap = false
+	return c.popResponse()
+}
+
+// popResponse assigns the next final response to the oldest request still
+// without one, or returns nil (an orphan) when none is pending.
+func (c *Conn) popResponse() *entry {
 	if c.nResp >= len(c.queue) {
 		c.orphans++
 		return nil
@@ -360,39 +411,50 @@ func (c *Conn) upgraded() {
 
 // lostStart handles a gap that swallowed the start of a message, so that
 // requests and responses stay paired. How many messages the gap held is
-// unknown; the rules below are exact for clients that wait for each
-// response before the next request (the common keep-alive case):
+// unknown:
 //   - a lost request gets a placeholder that absorbs its response, unless
 //     responses without a request were already seen since the last request
 //     (they answered the lost requests);
-//   - a lost response gives up on the oldest pending request; when several
-//     are pending and at most one was outstanding before the gap (no
-//     pipelining), the gap held the responses of all but the newest.
+//   - a lost response, for a client that waits for each response before
+//     the next request, is resolved by time when the next response starts
+//     (nextResponse); on a pipelined connection (several requests were
+//     outstanding before the gap, or were seen so on clean input) the gap
+//     is taken to hold the oldest pending request's response.
 func (c *Conn) lostStart(s *stream) {
 	if c.state != HTTP {
 		return
 	}
 	if s.kind == kindRequest {
 		if c.orphans == 0 {
-			c.push(&entry{drop: true, reqDone: true})
+			// The lost request started before the gap showed: that time
+			// bounds it for the pairing check in nextResponse.
+			c.push(&entry{drop: true, reqDone: true, req: exchange.Message{FirstByte: s.lastTS}})
 		}
 		c.orphans = 0
 		return
 	}
-	lost := 1
-	if pending := len(c.queue) - c.nResp; pending > 1 {
+	// Requests outstanding together before the loss began mean pipelining
+	// (only on its first gap: gapPrevTS of a later one is the earlier gap's).
+	if c.respGapNew {
 		early := 0
 		for _, e := range c.queue[c.nResp:] {
 			if !e.drop && e.req.FirstByte <= c.gapPrevTS {
 				early++
 			}
 		}
-		if early <= 1 {
-			lost = pending - 1
+		if early > 1 {
+			c.pipelined = true
 		}
 	}
+	if !c.pipelined {
+		// Which pending requests lost their responses in the gap is
+		// decided by time when the next response starts (nextResponse).
+		return
+	}
+	// Pipelined: the gap is taken to hold one response.
+	lost := 1
 	for range lost {
-		e := c.nextResponse()
+		e := c.popResponse()
 		if e == nil {
 			break
 		}

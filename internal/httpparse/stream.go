@@ -289,7 +289,7 @@ func (c *Conn) headDone(s *stream, ts int64) {
 		if status < 200 && status != 101 {
 			return // interim response: not part of any exchange
 		}
-		s.ent = c.nextResponse()
+		s.ent = c.nextResponse(s.headTS)
 		if s.ent != nil {
 			m = &s.ent.resp
 			s.ent.ex.Response = m
@@ -539,7 +539,7 @@ func (c *Conn) abortHead(s *stream, why abortReason) {
 	case s.kind == kindRequest:
 		m = &s.ent.req
 	case s.status >= 200 || s.status == 101:
-		s.ent = c.nextResponse()
+		s.ent = c.nextResponse(s.headTS)
 		if s.ent == nil {
 			return
 		}
@@ -568,6 +568,10 @@ func (c *Conn) abortHead(s *stream, why abortReason) {
 // prefix is already full they lose nothing, so they flag nothing.
 func (c *Conn) gap(s *stream, n int64, ts int64, known bool) {
 	c.gapPrevTS = s.lastTS
+	if s.kind == kindResponse && !known {
+		c.respGapNew = !c.respGap
+		c.respGap = true
+	}
 	s.lastTS = ts
 	switch s.phase {
 	case phHead:
