@@ -182,6 +182,7 @@ const (
 	tlstapVarUnusedCtlEvent    = "unused_ctl_event"
 	tlstapVarUnusedDataEvent   = "unused_data_event"
 	tlstapVarUnusedGoOffsets   = "unused_go_offsets"
+	tlstapVarWakeupBytes       = "wakeup_bytes"
 )
 
 // loadTlstap returns the embedded CollectionSpec for tlstap.
@@ -273,6 +274,7 @@ type tlstapVariableSpecs struct {
 	UnusedCtlEvent  *ebpf.VariableSpec `ebpf:"unused_ctl_event"`
 	UnusedDataEvent *ebpf.VariableSpec `ebpf:"unused_data_event"`
 	UnusedGoOffsets *ebpf.VariableSpec `ebpf:"unused_go_offsets"`
+	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // tlstapObjects contains all objects after they have been loaded into the kernel.
@@ -336,6 +338,7 @@ type tlstapVariables struct {
 	UnusedCtlEvent  *ebpf.Variable `ebpf:"unused_ctl_event"`
 	UnusedDataEvent *ebpf.Variable `ebpf:"unused_data_event"`
 	UnusedGoOffsets *ebpf.Variable `ebpf:"unused_go_offsets"`
+	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // tlstapPrograms contains all programs after they have been loaded into the kernel.

@@ -123,6 +123,9 @@ func loadKernel(cfg Config, logger *zap.Logger) (*kernel, error) {
 	if err := spec.Variables["max_call_bytes"].Set(callCap(cfg.MaxBodyBytes)); err != nil {
 		return nil, fmt.Errorf("set max_call_bytes: %w", err)
 	}
+	if err := spec.Variables["wakeup_bytes"].Set(uint64(cfg.RingBufferSize / 8)); err != nil {
+		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
+	}
 	// The kernel checks skip_tgids only when processes are filtered.
 	if err := spec.Variables["filter_tgids"].Set(boolByte(cfg.Policy.HasProcessRules())); err != nil {
 		return nil, fmt.Errorf("set filter_tgids: %w", err)
