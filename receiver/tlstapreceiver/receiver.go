@@ -344,5 +344,8 @@ func (r *tlstapReceiver) registerStats() error {
 		t.RegisterTlstapAttachErrorsCallback(stat(func(s engine.Stats) uint64 { return s.AttachErrors })),
 		t.RegisterTlstapConnectionsTrackedCallback(stat(func(s engine.Stats) uint64 { return s.ConnsTracked })),
 		t.RegisterTlstapConnectionsEvictedCallback(stat(func(s engine.Stats) uint64 { return s.ConnsEvicted })),
+		t.RegisterTlstapDiscoveryDroppedCallback(stat(func(s engine.Stats) uint64 { return s.DiscoveryDropped })),
+		t.RegisterTlstapControlEventsLostCallback(stat(func(s engine.Stats) uint64 { return s.ControlEventsLost })),
+		t.RegisterTlstapBadRecordsCallback(stat(func(s engine.Stats) uint64 { return s.BadRecords })),
 	)
 }

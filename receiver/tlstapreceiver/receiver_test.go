@@ -299,7 +299,7 @@ func TestTelemetry(t *testing.T) {
 	e.stats = engine.Stats{
 		ExchangesEmitted: 7, ExchangesIncomplete: 1, BodiesTruncated: 2, ParseErrors: 3, EventsRead: 100,
 		EventsLost: 4, BytesLost: 4096, StreamGaps: 5, ProbesAttached: 12, AttachErrors: 6,
-		ConnsTracked: 9, ConnsEvicted: 8,
+		ConnsTracked: 9, ConnsEvicted: 8, DiscoveryDropped: 10, ControlEventsLost: 11, BadRecords: 13,
 	}
 	e.sink(testExchange(1, exchange.RoleClient, 200))
 	e.sink(testExchange(1, exchange.RoleClient, 200))
@@ -319,6 +319,9 @@ func TestTelemetry(t *testing.T) {
 	metadatatest.AssertEqualTlstapAttachErrors(t, tt, dp(6), opts...)
 	metadatatest.AssertEqualTlstapConnectionsTracked(t, tt, dp(9), opts...)
 	metadatatest.AssertEqualTlstapConnectionsEvicted(t, tt, dp(8), opts...)
+	metadatatest.AssertEqualTlstapDiscoveryDropped(t, tt, dp(10), opts...)
+	metadatatest.AssertEqualTlstapControlEventsLost(t, tt, dp(11), opts...)
+	metadatatest.AssertEqualTlstapBadRecords(t, tt, dp(13), opts...)
 
 	// The receive operations are reported through receiverhelper.ObsReport.
 	got, err := tt.GetMetric("otelcol_receiver_accepted_spans")

@@ -29,10 +29,13 @@ type TelemetryBuilder struct {
 	mu                        sync.Mutex
 	registrations             []metric.Registration
 	TlstapAttachErrors        metric.Int64ObservableCounter
+	TlstapBadRecords          metric.Int64ObservableCounter
 	TlstapBodiesTruncated     metric.Int64ObservableCounter
 	TlstapBytesLost           metric.Int64ObservableCounter
 	TlstapConnectionsEvicted  metric.Int64ObservableCounter
 	TlstapConnectionsTracked  metric.Int64ObservableGauge
+	TlstapControlEventsLost   metric.Int64ObservableCounter
+	TlstapDiscoveryDropped    metric.Int64ObservableCounter
 	TlstapEventsLost          metric.Int64ObservableCounter
 	TlstapEventsRead          metric.Int64ObservableCounter
 	TlstapExchangesEmitted    metric.Int64ObservableCounter
@@ -59,6 +62,21 @@ func (builder *TelemetryBuilder) RegisterTlstapAttachErrorsCallback(cb metric.In
 		cb(ctx, &observerInt64{inst: builder.TlstapAttachErrors, obs: o})
 		return nil
 	}, builder.TlstapAttachErrors)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapBadRecordsCallback sets callback for observable TlstapBadRecords metric.
+func (builder *TelemetryBuilder) RegisterTlstapBadRecordsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapBadRecords, obs: o})
+		return nil
+	}, builder.TlstapBadRecords)
 	if err != nil {
 		return err
 	}
@@ -119,6 +137,36 @@ func (builder *TelemetryBuilder) RegisterTlstapConnectionsTrackedCallback(cb met
 		cb(ctx, &observerInt64{inst: builder.TlstapConnectionsTracked, obs: o})
 		return nil
 	}, builder.TlstapConnectionsTracked)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapControlEventsLostCallback sets callback for observable TlstapControlEventsLost metric.
+func (builder *TelemetryBuilder) RegisterTlstapControlEventsLostCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapControlEventsLost, obs: o})
+		return nil
+	}, builder.TlstapControlEventsLost)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapDiscoveryDroppedCallback sets callback for observable TlstapDiscoveryDropped metric.
+func (builder *TelemetryBuilder) RegisterTlstapDiscoveryDroppedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapDiscoveryDropped, obs: o})
+		return nil
+	}, builder.TlstapDiscoveryDropped)
 	if err != nil {
 		return err
 	}
@@ -267,6 +315,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{error}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.TlstapBadRecords, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_bad_records",
+		metric.WithDescription("Ring buffer records that did not decode (should stay 0; a kernel/user-space mismatch otherwise). [Development]"),
+		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.TlstapBodiesTruncated, err = builder.meter.Int64ObservableCounter(
 		"otelcol_tlstap_bodies_truncated",
 		metric.WithDescription("Request or response bodies cut at max_body_bytes. [Development]"),
@@ -289,6 +343,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_tlstap_connections_tracked",
 		metric.WithDescription("Connections currently tracked in user space. [Development]"),
 		metric.WithUnit("{connection}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapControlEventsLost, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_control_events_lost",
+		metric.WithDescription("Process and connection records (exec, exit, close, mmap) the ring buffer could not take; processes may go unhooked or unnamed. [Development]"),
+		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapDiscoveryDropped, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_discovery_dropped",
+		metric.WithDescription("Exec, exit and mmap notifications dropped because the discovery queue was full. [Development]"),
+		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.TlstapEventsLost, err = builder.meter.Int64ObservableCounter(
