@@ -63,6 +63,9 @@ type Info struct {
 
 	// FuncsFrom says where Read and Write were found: "symtab" or "pclntab".
 	FuncsFrom string
+
+	// NoCopyCall says why Read.CopyCall is 0 (empty when it is set).
+	NoCopyCall string
 }
 
 // OffsetsNearest reports whether the offsets were borrowed from the nearest
@@ -81,6 +84,11 @@ type Func struct {
 	// return path without RET). The Go compiler emits none for these
 	// functions today; non-empty means return probes would miss calls.
 	TailJumps []uint64
+	// CopyCall (Read only) is the file offset of its one CALL
+	// runtime.memmove, where the plaintext is copied into the caller's
+	// buffer, when the code has every property the copy-call probe relies
+	// on (see findCopyCall); 0 otherwise: probe the entry and returns.
+	CopyCall uint64
 }
 
 // Offsets is the struct layout from a *tls.Conn to the socket fd:
@@ -132,7 +140,7 @@ func inspect(path string, opt options) (Info, error) {
 		return info, fmt.Errorf("goinfo: %s: %w: machine %v", path, ErrUnsupported, f.Machine)
 	}
 
-	names := []string{ReadSymbol, WriteSymbol}
+	names := []string{ReadSymbol, WriteSymbol, MemmoveSymbol}
 	var syms map[string]symbol
 	if !info.Stripped && !opt.forcePclntab {
 		syms, info.TCPConnItab, err = symtabLookup(f, names)
@@ -162,6 +170,10 @@ func inspect(path string, opt options) (Info, error) {
 	}
 	if info.Write, err = locate(f, fh, ws); err != nil {
 		return info, fmt.Errorf("goinfo: %s: %s: %w", path, WriteSymbol, err)
+	}
+	info.Read.CopyCall, err = copyCall(fh, info.Read, syms[MemmoveSymbol].addr)
+	if err != nil {
+		info.NoCopyCall = err.Error()
 	}
 
 	// The table entry of a known release was read from that release's own
@@ -210,6 +222,15 @@ func symtabLookup(f *elf.File, names []string) (map[string]symbol, uint64, error
 		}
 	}
 	return out, itab, nil
+}
+
+// copyCall reads Read's body again and looks for its copy call.
+func copyCall(r io.ReaderAt, read Func, memmove uint64) (uint64, error) {
+	code := make([]byte, read.Size)
+	if _, err := r.ReadAt(code, int64(read.Entry)); err != nil {
+		return 0, err
+	}
+	return findCopyCall(code, read.Entry, read.Addr, memmove)
 }
 
 // locate turns a symbol into file offsets and finds its returns.
