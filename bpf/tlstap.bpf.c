@@ -924,6 +924,9 @@ int BPF_KPROBE(ssl_shutdown_enter, void *ssl)
 	return ssl_gone((__u64)ssl);
 }
 
+/* Attached at SSL_free's entry, or on the `je` after a leading
+ * `test rdi, rdi` (emulated where the test is single-stepped): the test
+ * writes only flags, so RDI still holds the SSL* there. */
 SEC("uprobe.multi/SSL_free")
 int BPF_KPROBE(ssl_free_enter, void *ssl)
 {
@@ -1047,8 +1050,37 @@ int go_tls_write(struct pt_regs *ctx)
 	return 0;
 }
 
-/* crypto/tls.(*Conn).Read(b []byte) (int, error): remember the buffer per
- * goroutine (g is in R14); the probes on every RET read n from RAX. */
+/* crypto/tls.(*Conn).Read(b []byte) (int, error), preferred scheme: one
+ * probe on Read's only `CALL runtime.memmove` (the inlined
+ * c.input.Read(b), copying decrypted plaintext into b). The kernel emulates
+ * a call rel32 (~1 us a hit) where the entry + every-RET scheme below pays
+ * a single-step on each RET (~15 us). Go ABI facts relied on, each checked
+ * by goinfo on the binary's code before this program is attached:
+ *  - memmove(to, from, n) takes AX = to, BX = from, CX = n;
+ *  - RBP is Read's frame pointer (push rbp; mov rbp, rsp), so the spill
+ *    slots of its register arguments sit above the return address:
+ *    [RBP+0x10] = c (*Conn, RAX at entry), [RBP+0x18] = b.ptr (RBX);
+ *  - the prologue stores c and b.ptr there and nothing else writes them.
+ * AX == b.ptr confirms the copy targets the caller's buffer; n (CX) is
+ * exactly what Read returns. */
+SEC("uprobe.multi/go_tls_read_copy")
+int go_tls_read_copy(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (skipped(pid_tgid))
+		return 0;
+	__u64 spill[2]; /* c, b.ptr */
+	if (bpf_probe_read_user(spill, sizeof(spill), (void *)(ctx->bp + 0x10)))
+		return 0;
+	if (spill[1] != ctx->ax)
+		return 0;
+	go_emit(pid_tgid, spill[0], ctx->bx, ctx->cx, DIR_INGRESS, bpf_get_attach_cookie(ctx));
+	return 0;
+}
+
+/* Fallback (Go 1.20, or code goinfo did not recognise): remember the
+ * buffer per goroutine (g is in R14) at Read's entry; the probes on every
+ * RET read n from RAX. */
 SEC("uprobe.multi/go_tls_read")
 int go_tls_read_enter(struct pt_regs *ctx)
 {

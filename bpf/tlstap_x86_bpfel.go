@@ -159,6 +159,7 @@ const (
 	tlstapMapSslCalls          = "ssl_calls"
 	tlstapMapSslConns          = "ssl_conns"
 	tlstapMapStats             = "stats"
+	tlstapProgGoTlsReadCopy    = "go_tls_read_copy"
 	tlstapProgGoTlsReadEnter   = "go_tls_read_enter"
 	tlstapProgGoTlsReadRet     = "go_tls_read_ret"
 	tlstapProgGoTlsWrite       = "go_tls_write"
@@ -227,6 +228,7 @@ type tlstapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tlstapProgramSpecs struct {
+	GoTlsReadCopy    *ebpf.ProgramSpec `ebpf:"go_tls_read_copy"`
 	GoTlsReadEnter   *ebpf.ProgramSpec `ebpf:"go_tls_read_enter"`
 	GoTlsReadRet     *ebpf.ProgramSpec `ebpf:"go_tls_read_ret"`
 	GoTlsWrite       *ebpf.ProgramSpec `ebpf:"go_tls_write"`
@@ -345,6 +347,7 @@ type tlstapVariables struct {
 //
 // It can be passed to loadTlstapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tlstapPrograms struct {
+	GoTlsReadCopy    *ebpf.Program `ebpf:"go_tls_read_copy"`
 	GoTlsReadEnter   *ebpf.Program `ebpf:"go_tls_read_enter"`
 	GoTlsReadRet     *ebpf.Program `ebpf:"go_tls_read_ret"`
 	GoTlsWrite       *ebpf.Program `ebpf:"go_tls_write"`
@@ -366,6 +369,7 @@ type tlstapPrograms struct {
 
 func (p *tlstapPrograms) Close() error {
 	return _TlstapClose(
+		p.GoTlsReadCopy,
 		p.GoTlsReadEnter,
 		p.GoTlsReadRet,
 		p.GoTlsWrite,

@@ -351,6 +351,6 @@ func (d *discoverer) attachGo(pid uint32) {
 	d.use(id, pid)
 	if n > 0 {
 		d.logger.Info("hooked Go crypto/tls", zap.Uint32("pid", pid), zap.String("go", info.GoVersion),
-			zap.String("functions", info.FuncsFrom), zap.String("layout", info.OffsetsFrom), zap.Int("probes", n))
+			zap.String("functions", info.FuncsFrom), zap.String("layout", info.OffsetsFrom), zap.String("read", info.ReadScheme()), zap.Int("probes", n))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tlstap/tlstap/internal/exchange"
 	"github.com/tlstap/tlstap/internal/goinfo"
@@ -204,5 +205,101 @@ func TestGoTLSWithoutFD(t *testing.T) {
 	checkGoExchange(t, sv, exchange.RoleServer, "/r/3", "reply 3")
 	if sv.Conn.Remote.IsValid() {
 		t.Errorf("remote %v: the fd should have been unreachable", sv.Conn.Remote)
+	}
+}
+
+// TestGoReadScheme: Read is probed at its one CALL runtime.memmove from Go
+// 1.21 on (two probes in all: Write's entry and that call), at its entry and
+// every RET on Go 1.20 (whose frame setup goinfo rejects); the log line
+// says which. Either way the payloads arrive byte for byte: the 1 MiB body
+// a Go client reads (64 records, each copied out in pieces), and a 40 KB
+// request header the Go server reads through its 4 KiB bufio.Reader.
+func TestGoReadScheme(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxBodyBytes = 2 << 20
+	c, logs := startCaptureObserved(t, cfg)
+	files, _ := makeCert(t)
+	for _, tc := range []struct {
+		toolchain, scheme string
+	}{{"go1.20.14", goinfo.ReadReturns}, {"go1.21.13", goinfo.ReadCopyCall}, {"go1.24.13", goinfo.ReadCopyCall}, {"local", goinfo.ReadCopyCall}} {
+		t.Run(tc.toolchain, func(t *testing.T) {
+			bin := goBinary(t, tc.toolchain, true)
+			info, err := goinfo.Inspect(bin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.ReadScheme() != tc.scheme {
+				t.Fatalf("%s: Read scheme %s (%s), want %s", info.GoVersion, info.ReadScheme(), info.NoCopyCall, tc.scheme)
+			}
+			port := freePort(t)
+			server := background(t, t.TempDir(), bin, "server", fmt.Sprintf("127.0.0.1:%d", port), files.cert, files.key)
+			waitPort(t, port)
+			c.waitHooked(t, bin)
+
+			// What is attached: the copy call alone, or entry + returns.
+			id, err := statID(bin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.eng.kern.mu.Lock()
+			probes := c.eng.kern.uprobes[id].probes
+			c.eng.kern.mu.Unlock()
+			want := 2
+			if tc.scheme == goinfo.ReadReturns {
+				want += len(info.Read.Returns)
+			}
+			if probes != want {
+				t.Errorf("%d probes attached, want %d (%s)", probes, want, tc.scheme)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				var logged []string
+				for _, e := range logs.FilterMessage("hooked Go crypto/tls").All() {
+					if m := e.ContextMap(); fmt.Sprint(m["pid"]) == strconv.Itoa(server.Process.Pid) {
+						logged = append(logged, fmt.Sprint(m["read"]))
+					}
+				}
+				if len(logged) == 1 && logged[0] == tc.scheme {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("hooked log lines for the server: read=%q, want [%s]", logged, tc.scheme)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+
+			// Ingress on the client: the whole 1 MiB body.
+			bpid, _ := run(t, bin, "client", fmt.Sprintf("https://127.0.0.1:%d/big", port), "1")
+			big := c.wait(t, bpid, 1)[0]
+			wantBody := make([]byte, 1<<20)
+			for i := range wantBody {
+				wantBody[i] = byte('a' + (i*7+i/26)%26)
+			}
+			if big.Response == nil || big.Response.BodySize != 1<<20 || !bytes.Equal(big.Response.Body, wantBody) || big.Flags != 0 {
+				t.Fatalf("1 MiB response differs: %d bytes, flags %v", len(big.Response.Body), big.Flags.Names())
+			}
+
+			// Ingress on the server: a request spread over many Reads.
+			pad := strings.Repeat("0123456789abcdef", 40<<10/16)
+			pid, out := run(t, "curl", "-sk", "-H", "X-Pad: "+pad, fmt.Sprintf("https://127.0.0.1:%d/r/9", port))
+			if string(out) != "reply 9" {
+				t.Fatalf("curl got %q", out)
+			}
+			c.wait(t, pid, 1)
+			sv := c.wait(t, server.Process.Pid, 1)
+			found := false
+			for _, ex := range sv {
+				if ex.Request != nil && ex.Request.Target == "/r/9" {
+					found = true
+					checkGoExchange(t, ex, exchange.RoleServer, "/r/9", "reply 9")
+					if header(ex.Request, "X-Pad") != pad {
+						t.Errorf("server side X-Pad: %d bytes, want %d", len(header(ex.Request, "X-Pad")), len(pad))
+					}
+				}
+			}
+			if !found {
+				t.Errorf("server side: no /r/9 exchange")
+			}
+		})
 	}
 }

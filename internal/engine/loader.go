@@ -240,16 +240,18 @@ func callCap(maxBody int) uint32 {
 }
 
 // attachGo hooks crypto/tls in one Go executable: Write at its entry (the
-// data is known there), Read at its entry and on every RET (never
-// uretprobes on Go: moving stacks corrupt them). The binary's struct layout
-// goes into the go_layouts slot its probes carry as attach cookie.
+// data is known there), Read at its one CALL runtime.memmove when goinfo
+// vouched for it (one emulated probe per Read), else at its entry and on
+// every RET (never uretprobes on Go: moving stacks corrupt them). The
+// binary's struct layout goes into the go_layouts slot its probes carry as
+// attach cookie.
 func (k *kernel) attachGo(path string, id fileID, info goinfo.Info) (int, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if _, ok := k.uprobes[id]; ok {
 		return 0, nil
 	}
-	if len(info.Read.Returns) == 0 || info.Read.Entry == 0 || info.Write.Entry == 0 {
+	if (info.Read.CopyCall == 0 && len(info.Read.Returns) == 0) || info.Read.Entry == 0 || info.Write.Entry == 0 {
 		return 0, fmt.Errorf("attach Go TLS probes to %s: functions not located", path)
 	}
 	var slot uint32
@@ -282,10 +284,14 @@ func (k *kernel) attachGo(path string, id fileID, info goinfo.Info) (int, error)
 	cookie := uint64(slot) // the programs find the binary's layout by it
 	probes := []probe{
 		{prog: "go_tls_write", offset: goEntry(pinned, info.Write.Entry), cookie: cookie, what: "Write"},
-		{prog: "go_tls_read_enter", offset: goEntry(pinned, info.Read.Entry), cookie: cookie, what: "Read"},
 	}
-	for _, r := range info.Read.Returns {
-		probes = append(probes, probe{prog: "go_tls_read_ret", offset: r, cookie: cookie, what: "Read return"})
+	if info.ReadScheme() == goinfo.ReadCopyCall {
+		probes = append(probes, probe{prog: "go_tls_read_copy", offset: info.Read.CopyCall, cookie: cookie, what: "Read copy call"})
+	} else {
+		probes = append(probes, probe{prog: "go_tls_read_enter", offset: goEntry(pinned, info.Read.Entry), cookie: cookie, what: "Read"})
+		for _, r := range info.Read.Returns {
+			probes = append(probes, probe{prog: "go_tls_read_ret", offset: r, cookie: cookie, what: "Read return"})
+		}
 	}
 	h, errs := k.attachProbes(ex, probes)
 	if len(errs) > 0 {

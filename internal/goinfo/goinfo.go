@@ -68,6 +68,21 @@ type Info struct {
 	NoCopyCall string
 }
 
+// How Read is probed (see ReadScheme).
+const (
+	ReadCopyCall = "copy-call" // one probe on its CALL runtime.memmove
+	ReadReturns  = "returns"   // at its entry and on every RET
+)
+
+// ReadScheme says how Read's data is to be captured: at its copy call when
+// one was found, else at its entry and returns.
+func (i Info) ReadScheme() string {
+	if i.Read.CopyCall != 0 {
+		return ReadCopyCall
+	}
+	return ReadReturns
+}
+
 // OffsetsNearest reports whether the offsets were borrowed from the nearest
 // known Go release (the caller should log a warning).
 func (i Info) OffsetsNearest() bool {
