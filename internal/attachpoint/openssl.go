@@ -31,6 +31,10 @@ type OpenSSL struct {
 	WriteInternal uint64
 	// Symbols maps each public symbol found to its file offset.
 	Symbols map[string]uint64
+	// Free is the file offset for the SSL_free probe: the branch after its
+	// leading NULL check when it has one (see NullCheckBranch), else its
+	// entry; 0 when SSL_free was not found.
+	Free uint64
 }
 
 var publicSymbols = []string{"SSL_read", "SSL_read_ex", "SSL_write", "SSL_write_ex", "SSL_shutdown", "SSL_free"}
@@ -76,9 +80,38 @@ func FindOpenSSL(path string) (OpenSSL, error) {
 	if len(out.Symbols) == 0 {
 		return out, errors.New("attachpoint: no OpenSSL symbols")
 	}
+	if s, ok := syms["SSL_free"]; ok {
+		out.Free = out.Symbols["SSL_free"]
+		if code, ok := read(f, s.Value, 16); ok && out.Free != 0 {
+			if off, ok := NullCheckBranch(code); ok {
+				out.Free += uint64(off)
+			}
+		}
+	}
 	out.ReadInternal = internalCallee(f, syms, "SSL_read_ex", "SSL_read")
 	out.WriteInternal = internalCallee(f, syms, "SSL_write_ex", "SSL_write")
 	return out, nil
+}
+
+// NullCheckBranch returns the offset of the `je`/`jz` in a function that
+// starts `test rdi, rdi; je ...` (SSL_free in Debian 12's libssl3: `if (s
+// == NULL) return;`). The kernel single-steps `test` (~14 µs a hit here)
+// but emulates a conditional jump (~1 µs); the test writes only flags, so
+// at the jump RDI still holds the first argument, and every call passes
+// through it once. ok is false for any other start: probe the entry.
+func NullCheckBranch(code []byte) (off int, ok bool) {
+	inst, err := x86asm.Decode(code, 64)
+	if err != nil || inst.Op != x86asm.TEST || inst.Args[0] != x86asm.RDI || inst.Args[1] != x86asm.RDI {
+		return 0, false
+	}
+	next, err := x86asm.Decode(code[inst.Len:], 64)
+	if err != nil || next.Op != x86asm.JE {
+		return 0, false
+	}
+	if _, rel := next.Args[0].(x86asm.Rel); !rel {
+		return 0, false
+	}
+	return inst.Len, true
 }
 
 // internalCallee returns the file offset of the function both wrappers call

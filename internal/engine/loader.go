@@ -66,7 +66,8 @@ func sslHooks(pts attachpoint.OpenSSL) []sslHook {
 	if off := pts.Symbols["SSL_shutdown"]; off != 0 {
 		hooks = append(hooks, sslHook{"ssl_shutdown_enter", off, false, "SSL_shutdown"})
 	}
-	if off := pts.Symbols["SSL_free"]; off != 0 {
+	if off := pts.Free; off != 0 {
+		// at its entry, or on the emulated je after its NULL check
 		hooks = append(hooks, sslHook{"ssl_free_enter", off, false, "SSL_free"})
 	}
 	return hooks
