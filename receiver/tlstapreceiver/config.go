@@ -16,7 +16,7 @@ type engineConfig = engine.Config
 //	receivers:
 //	  tlstap:
 //	    max_body_bytes: 65536       # body bytes captured per request/response
-//	    ring_buffer_size: 16777216  # kernel-to-agent ring buffer, power of two
+//	    ring_buffer_size: 4194304   # kernel-to-agent ring buffer, power of two
 //	    tls_probes: [openssl]       # or [none] for plain sockets only
 type Config struct {
 	engineConfig `mapstructure:",squash"`

@@ -16,7 +16,7 @@ func TestCreateDefaultConfig(t *testing.T) {
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
 	assert.Equal(t, engine.DefaultConfig(), cfg.EngineConfig())
 	assert.Equal(t, 64<<10, cfg.MaxBodyBytes)
-	assert.Equal(t, 16<<20, cfg.RingBufferSize)
+	assert.Equal(t, 4<<20, cfg.RingBufferSize)
 	assert.Equal(t, []string{"openssl", "go"}, cfg.TLSProbes)
 	assert.NoError(t, xconfmap.Validate(cfg))
 }
@@ -25,11 +25,11 @@ func TestUnmarshalConfig(t *testing.T) {
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
 	cm := confmap.NewFromStringMap(map[string]any{
 		"max_body_bytes":   1024,
-		"ring_buffer_size": 1 << 22,
+		"ring_buffer_size": 1 << 23,
 		"tls_probes":       []any{"none"},
 	})
 	require.NoError(t, cm.Unmarshal(cfg))
-	assert.Equal(t, engine.Config{MaxBodyBytes: 1024, RingBufferSize: 1 << 22, TLSProbes: []string{"none"}, Policy: policy.DefaultConfig()}, cfg.EngineConfig())
+	assert.Equal(t, engine.Config{MaxBodyBytes: 1024, RingBufferSize: 1 << 23, TLSProbes: []string{"none"}, Policy: policy.DefaultConfig()}, cfg.EngineConfig())
 	assert.NoError(t, xconfmap.Validate(cfg))
 
 	// Unknown keys are rejected by the Collector's strict unmarshalling.
