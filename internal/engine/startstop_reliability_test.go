@@ -276,13 +276,11 @@ func TestStartStopRepeated(t *testing.T) {
 	if rss > rss0+64<<20 {
 		t.Errorf("RSS grew %.1f MiB over %d cycles", mib(rss-rss0), n)
 	}
-	// The issue asks for 1 s. The kernel serialises the detach of each
-	// perf-event tracepoint and uprobe behind an RCU grace period (~50 ms
-	// each, ~40 links): see RELIABILITY.md for the change that meets it.
-	if stops[n-1] > 10*time.Second {
-		t.Errorf("Shutdown took up to %v", stops[n-1])
-	}
+	// Shutdown within 1 s: two raw tracepoints and one uprobe_multi link
+	// per program and file detach in ~0.1 s here; the perf-event links
+	// they replaced waited ~50-100 ms each, serialized in the kernel
+	// (1.5 s on a quiet host, seconds under load).
 	if stops[n-1] > time.Second {
-		t.Logf("KNOWN WEAKNESS: Shutdown max %v exceeds the 1 s target", stops[n-1].Round(time.Millisecond))
+		t.Errorf("Shutdown max %v exceeds 1 s", stops[n-1].Round(time.Millisecond))
 	}
 }
