@@ -63,6 +63,44 @@ func TestStartNotRoot(t *testing.T) {
 	}
 }
 
+// TestStartWithoutBTF: on a kernel without BTF, Start says so. The child
+// runs in its own mount namespace where /sys/kernel/btf is an empty tmpfs,
+// which is what such a kernel shows.
+func TestStartWithoutBTF(t *testing.T) {
+	if os.Getenv("TLSTAP_NO_BTF") == "1" {
+		e, err := New(DefaultConfig(), nil, func(*exchange.Exchange) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = e.Start(context.Background())
+		if err == nil {
+			e.Shutdown(context.Background())
+			t.Fatal("Start succeeded without kernel BTF")
+		}
+		os.Stdout.WriteString("START-ERROR: " + err.Error() + "\n")
+		return
+	}
+	requireRoot(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare (util-linux) not installed")
+	}
+	// unshare -m makes the new namespace's mounts private: the host keeps its BTF.
+	cmd := exec.Command("unshare", "-m", "sh", "-c",
+		`mount -t tmpfs tlstap-no-btf /sys/kernel/btf && exec "$0" -test.run '^TestStartWithoutBTF$' -test.v`, os.Args[0])
+	cmd.Env = append(os.Environ(), "TLSTAP_NO_BTF=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child failed: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "START-ERROR: kernel BTF not available") ||
+		!strings.Contains(string(out), "CONFIG_DEBUG_INFO_BTF=y") {
+		t.Errorf("unexpected error from a start without BTF:\n%s", out)
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		t.Errorf("the host lost its BTF: %v", err)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
