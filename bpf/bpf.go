@@ -25,6 +25,8 @@ const (
 	DirEgress  = 0
 	DirIngress = 1
 
+	DfCallStart = 1 // data_event.flags: the record starts a read/write call
+
 	StatLostEvents  = 0
 	StatLostBytes   = 1
 	StatLostControl = 2

@@ -434,6 +434,7 @@ static long emit_chunk(__u32 i, struct emit_ctx *c)
 		stat_add(STAT_LOST_BYTES, s->hdr.len);
 		c->lost_end = s->hdr.pos + s->hdr.len;
 	}
+	c->hdr.flags = 0; /* only a call's first record starts it */
 	c->done += s->hdr.len;
 	return 0;
 }
@@ -458,6 +459,9 @@ static __always_inline void emit_skip(struct emit_ctx *c, __u64 pos, __u32 len)
 /* Streams `len` bytes of a user buffer (or iovec array) at stream position pos. */
 static __always_inline void emit_data(struct emit_ctx *c, __u64 buf, __u32 iovcnt, int is_iov, __u64 len)
 {
+	/* A message is likelier to start where a call starts than anywhere
+	 * else: user space resynchronises there after a loss. */
+	c->hdr.flags = DF_CALL_START;
 	__u64 budget = len < max_call_bytes ? len : max_call_bytes;
 	__u64 base = c->hdr.pos;
 	__u64 covered = 0;

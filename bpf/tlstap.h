@@ -18,6 +18,11 @@ enum source {
 	SRC_GOTLS = 3,   /* Go crypto/tls.(*Conn).Read/Write uprobes */
 };
 
+/* data_event.flags */
+enum data_flags {
+	DF_CALL_START = 1, /* the record's first byte is the first byte of a read/write call */
+};
+
 /* Direction relative to the traced process. */
 enum direction {
 	DIR_EGRESS = 0,  /* the process wrote the bytes */
@@ -51,7 +56,7 @@ struct data_event {
 	__u8 type;
 	__u8 source;
 	__u8 dir;
-	__u8 flags;
+	__u8 flags;    /* enum data_flags */
 	__u32 tgid;
 	__u32 tid;
 	__s32 fd;      /* -1 when unknown (memory-BIO TLS) */

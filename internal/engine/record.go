@@ -24,6 +24,7 @@ type record struct {
 	typ    uint8
 	source uint8
 	dir    uint8
+	flags  uint8 // data records: tlsbpf.DfCallStart
 	tgid   uint32
 	tid    uint32
 	fd     int32
@@ -50,6 +51,7 @@ func decodeRecord(b []byte, r *record) error {
 	r.typ = b[0]
 	r.source = b[1]
 	r.dir = b[2]
+	r.flags = b[3]
 	r.tgid = le.Uint32(b[4:])
 	r.tid = le.Uint32(b[8:])
 	r.fd = int32(le.Uint32(b[12:]))

@@ -195,7 +195,11 @@ func (t *tracker) data(r *record) {
 		t.choose(s, payload)
 	}
 	if len(payload) > 0 {
-		s.parser.Feed(pdir, payload, r.ts)
+		if hp, ok := s.parser.(*httpparse.Conn); ok && r.flags&tlsbpf.DfCallStart != 0 && len(payload) == int(r.len) {
+			hp.FeedCall(pdir, payload, r.ts)
+		} else {
+			s.parser.Feed(pdir, payload, r.ts)
+		}
 		t.maybeUpgrade(s, r.ts)
 	}
 	if missing := length - uint64(len(payload)); missing > 0 {

@@ -19,6 +19,7 @@ type feeder struct {
 	got  []*exchange.Exchange
 	pos  [2]uint64
 	lost [2]uint64 // per direction, end of the latest lost record (conn.lost)
+	call bool      // records flagged as call starts (tlsbpf.DfCallStart), as the kernel does
 	conn uint64
 	src  uint8
 	fd   int32
@@ -45,6 +46,9 @@ func (f *feeder) send(dir int, data string, lost bool, capped int) {
 		remote: netip.MustParseAddrPort("127.0.0.1:443"),
 	}
 	r.lost = f.lost
+	if f.call {
+		r.flags = tlsbpf.DfCallStart
+	}
 	f.pos[dir] += uint64(len(data))
 	if lost {
 		f.lost[dir] = f.pos[dir]
@@ -307,5 +311,44 @@ func TestTrackerEveryLossPatternPairsRight(t *testing.T) {
 	// arrived with no loss in between; the rules must not give those up.
 	if paired < 5000 {
 		t.Errorf("only %d exchanges delivered with a response over all patterns", paired)
+	}
+}
+
+// After a gap that swallows a response's head, bodies without a newline
+// glue every later status line to the previous body's tail: only the
+// kernel's call-start flag lets the parser find them again. Without it
+// (the flag unset) every later request ends NoResponse.
+func TestTrackerResyncAtCallStart(t *testing.T) {
+	for _, call := range []bool{true, false} {
+		f := newFeeder(t, 1024)
+		f.call = call
+		body := strings.Repeat("y", 200)
+		resp := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		const n = 40
+		for i := 1; i <= n; i++ {
+			f.send(tlsbpf.DirEgress, fmt.Sprintf("GET /r/%d HTTP/1.1\r\nHost: h\r\n\r\n", i), false, 0)
+			if i == 3 {
+				// The head and most of the body in one lost record, the
+				// body's end in the next.
+				f.send(tlsbpf.DirIngress, resp[:len(resp)-50], true, 0)
+				f.send(tlsbpf.DirIngress, resp[len(resp)-50:], false, 0)
+				continue
+			}
+			f.send(tlsbpf.DirIngress, resp, false, 0)
+		}
+		f.close()
+		answered := 0
+		for _, ex := range f.got {
+			if ex.Response != nil {
+				answered++
+			}
+		}
+		want := n - 1
+		if !call {
+			want = 2
+		}
+		if answered != want {
+			t.Errorf("call starts %v: %d of %d exchanges answered, want %d", call, answered, n, want)
+		}
 	}
 }

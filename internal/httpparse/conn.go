@@ -152,6 +152,7 @@ type Conn struct {
 	// requests' times (see nextResponse). pipelined: a response was seen,
 	// with no loss before it, starting after the next request had already
 	// been sent; the time check assumes the opposite and is then off.
+	callStart  bool // inside FeedCall: the first feed starts a call
 	respGap    bool
 	respGapNew bool // the latest response gap began the loss (respGap was clear)
 	pipelined  bool
@@ -214,6 +215,15 @@ func (c *Conn) Feed(dir Dir, data []byte, ts int64) {
 		return // an empty event carries no byte, so no timestamp either
 	}
 	c.feed(dir, data, ts)
+}
+
+// FeedCall is Feed for data that begins where a read or write call began
+// (a record from the kernel): after a gap, a message start is looked for
+// there, not only after the next newline.
+func (c *Conn) FeedCall(dir Dir, data []byte, ts int64) {
+	c.callStart = true
+	c.Feed(dir, data, ts)
+	c.callStart = false
 }
 
 // Gap records that n bytes of direction dir were lost at this point.

@@ -21,6 +21,7 @@ type ev struct {
 func out(ts int64, data string) ev    { return ev{kind: 'f', dir: Egress, data: data, ts: ts} }
 func in(ts int64, data string) ev     { return ev{kind: 'f', dir: Ingress, data: data, ts: ts} }
 func gap(d Dir, ts int64, n int64) ev { return ev{kind: 'g', dir: d, n: n, ts: ts} }
+func inCall(ts int64, data string) ev { return ev{kind: 'r', dir: Ingress, data: data, ts: ts} }
 func closed(ts int64) ev              { return ev{kind: 'c', ts: ts} }
 
 // splitter cuts the data of feed event i into the pieces fed separately.
@@ -77,6 +78,13 @@ func run(opts Options, evs []ev, split splitter) ([]*exchange.Exchange, *Conn) {
 				for j := range buf {
 					buf[j] = '#'
 				}
+			}
+		case 'r':
+			// A record that starts a read or write call: never split.
+			buf := []byte(e.data)
+			c.FeedCall(e.dir, buf, e.ts)
+			for j := range buf {
+				buf[j] = '#'
 			}
 		case 'g':
 			c.Gap(e.dir, e.n, e.ts)

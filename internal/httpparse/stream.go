@@ -69,6 +69,16 @@ func (s *stream) resetHead() {
 func (c *Conn) feed(dir Dir, p []byte, ts int64) {
 	s := &c.streams[dir]
 	s.lastTS = ts
+	callStart := c.callStart
+	c.callStart = false // a replay inside this feed starts no call
+	if callStart && s.resync && (s.phase == phSkipLine || (s.phase == phHead && len(s.head) > 0)) && startsMessage(s.kind, p) {
+		// After a gap a message is far likelier to start where a read or
+		// write call started than after the next newline. A body without
+		// newlines glues the next start line to its tail, and
+		// resynchronising at line starts alone never found it again.
+		s.resetHead()
+		s.phase = phHead
+	}
 	for len(p) > 0 && !c.stopped() {
 		var n int
 		switch s.phase {
@@ -214,6 +224,28 @@ func (c *Conn) feedHead(s *stream, p []byte, ts int64) int {
 	}
 	return i
 }
+
+// startsMessage reports whether p begins with the start of a start line a
+// stream of kind k carries: "HTTP/1.x NNN " for a response, a standard
+// method and a space for a request. Strict on purpose: a record boundary
+// inside a head or a body must not pass for a message start.
+func startsMessage(k kind, p []byte) bool {
+	if k != kindRequest && len(p) >= 13 && bytes.HasPrefix(p, []byte("HTTP/1.")) &&
+		isDigit(p[7]) && p[8] == ' ' && isDigit(p[9]) && isDigit(p[10]) && isDigit(p[11]) && p[12] == ' ' {
+		return true
+	}
+	if k == kindResponse {
+		return false
+	}
+	for _, m := range startMethods {
+		if len(p) > len(m) && string(p[:len(m)]) == m && p[len(m)] == ' ' {
+			return true
+		}
+	}
+	return false
+}
+
+var startMethods = [...]string{"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"}
 
 // badStart handles bytes that cannot be a start line; tail is the last part
 // of the rejected line, for the error message.
