@@ -309,12 +309,14 @@ func TestTLSTargetsChroot(t *testing.T) {
 	pid := cmd.Process.Pid
 
 	s := New("/proc")
-	got := waitTargets(t, s, pid, func(ts []Target) bool { return len(ts) > 0 })
+	prefix := fmt.Sprintf("/proc/%d/root/", pid)
+	// Until it execs sleep, the process is chroot(1) itself, which the
+	// LD_PRELOAD gives the host's libssl: wait for the chrooted image.
+	got := waitTargets(t, s, pid, func(ts []Target) bool { return len(ts) > 0 && strings.HasPrefix(ts[0].Path, prefix) })
 	if len(got) != 1 {
 		t.Fatalf("targets = %+v, want the chroot's libssl", got)
 	}
 	tg := got[0]
-	prefix := fmt.Sprintf("/proc/%d/root/", pid)
 	if want := prefix + strings.TrimPrefix(systemLibSSL, "/"); tg.Path != want {
 		t.Errorf("Path = %q, want %q", tg.Path, want)
 	}
