@@ -33,6 +33,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tlstap/tlstap/internal/selfsigned"
 )
 
 type options struct {
@@ -146,7 +148,7 @@ func run(o *options) error {
 	o.metricsPort = freePort(o.metricsPort)
 
 	// Helpers.
-	if e.cert, e.key, err = writeCert(dir); err != nil {
+	if e.cert, e.key, err = selfsigned.Write(dir); err != nil {
 		return err
 	}
 	e.sslloop, e.goloop, e.loadgen = filepath.Join(dir, "sslloop"), filepath.Join(dir, "goloop"), filepath.Join(dir, "loadgen")

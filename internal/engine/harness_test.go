@@ -3,15 +3,8 @@ package engine
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +19,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/tlstap/tlstap/internal/exchange"
+
+	"github.com/tlstap/tlstap/internal/selfsigned"
 )
 
 // maxKept bounds the exchanges a capture keeps.
@@ -141,43 +136,15 @@ type tlsFiles struct{ cert, key string }
 
 func makeCert(t *testing.T) (tlsFiles, tls.Certificate) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, key, err := selfsigned.Write(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	pair, err := tls.LoadX509KeyPair(cert, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	f := tlsFiles{cert: filepath.Join(dir, "cert.pem"), key: filepath.Join(dir, "key.pem")}
-	cpem := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	kpem := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-	if err := os.WriteFile(f.cert, cpem, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(f.key, kpem, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(cpem, kpem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f, pair
+	return tlsFiles{cert: cert, key: key}, pair
 }
 
 // goServer is an HTTPS (or plain) server inside the test process. The agent
