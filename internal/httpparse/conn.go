@@ -149,13 +149,15 @@ type Conn struct {
 
 	// respGap: the response direction lost bytes since the last final
 	// response started, so the next one's pairing is checked against the
-	// requests' times (see nextResponse). pipelined: a response was seen,
-	// with no loss before it, starting after the next request had already
-	// been sent; the time check assumes the opposite and is then off.
-	callStart  bool // inside FeedCall: the first feed starts a call
+	// requests' times (see nextResponse); respGapNew: the latest response
+	// gap began that loss. pipelined: several requests were outstanding
+	// before a loss, or a response started, with no loss before it, after
+	// the next request had been sent; the time check is then off.
 	respGap    bool
-	respGapNew bool // the latest response gap began the loss (respGap was clear)
+	respGapNew bool
 	pipelined  bool
+
+	callStart bool // inside FeedCall: the first feed starts a call
 
 	upgrade        *Upgrade
 	upgradePending bool // the feed that completed the 101 still owes its tail
@@ -462,19 +464,11 @@ func (c *Conn) lostStart(s *stream) {
 		return
 	}
 	// Pipelined: the gap is taken to hold one response.
-	lost := 1
-	for range lost {
-		e := c.popResponse()
-		if e == nil {
-			break
-		}
+	if e := c.popResponse(); e != nil {
 		e.respDone = true
 		e.ex.Flags |= exchange.Incomplete | exchange.NoResponse
 		c.releaseHold(e)
 		c.tryEmit()
-		if c.stopped() {
-			return
-		}
 	}
 }
 

@@ -8,17 +8,58 @@ import (
 	"github.com/tlstap/tlstap/internal/exchange"
 )
 
+// lossScript is a sequential keep-alive client's n requests (GET /r/i)
+// and responses ("reply i"), one record each, with the records lost[i][d]
+// dropped. Each loss is reported with the next record of either direction,
+// as the engine does (records carry both directions' loss positions).
+func lossScript(n int, lost func(i int, d Dir) bool) []ev {
+	var evs []ev
+	var pend [2]int64 // bytes lost and not yet reported, per direction
+	ts := int64(0)
+	emit := func(d Dir, lost bool, data string) {
+		ts++
+		if lost {
+			pend[d] += int64(len(data))
+			return
+		}
+		for _, g := range []Dir{d ^ 1, d} {
+			if pend[g] > 0 {
+				evs = append(evs, gap(g, ts, pend[g]))
+				pend[g] = 0
+			}
+		}
+		evs = append(evs, ev{kind: 'f', dir: d, data: data, ts: ts})
+	}
+	for i := 1; i <= n; i++ {
+		body := fmt.Sprintf("reply %d", i)
+		emit(Egress, lost(i, Egress), fmt.Sprintf("GET /r/%d HTTP/1.1\r\nHost: h\r\n\r\n", i))
+		emit(Ingress, lost(i, Ingress), fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
+	}
+	return append(evs, closed(ts+1))
+}
+
+// misPaired returns the delivered exchanges (request and response, not
+// NoResponse) and, for those whose response belongs to another request,
+// a description each.
+func misPaired(exs []*exchange.Exchange) (delivered int, bad []string) {
+	for _, ex := range exs {
+		if ex.Request == nil || ex.Response == nil || ex.Flags.Has(exchange.NoResponse) {
+			continue
+		}
+		delivered++
+		if want := "reply " + strings.TrimPrefix(ex.Request.Target, "/r/"); string(ex.Response.Body) != want {
+			bad = append(bad, fmt.Sprintf("%s paired with %q (flags %v)", ex.Request.Target, ex.Response.Body, ex.Flags.Names()))
+		}
+	}
+	return delivered, bad
+}
+
 // A sequential keep-alive client; the ring buffer drops whole records. The
 // pairing of what remains must never attach a response to another
 // request's exchange. Found by TestFaultSlowConsumer in internal/engine
 // ("/r/318 -> reply 319"): a gap that swallowed two whole responses was
 // taken for one.
 func TestReliabilityMultiMessageGapNeverSplices(t *testing.T) {
-	req := func(i int) string { return fmt.Sprintf("GET /r/%d HTTP/1.1\r\nHost: h\r\n\r\n", i) }
-	resp := func(i int) string {
-		b := fmt.Sprintf("reply %d", i)
-		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
-	}
 	for _, tc := range []struct {
 		name     string
 		lostReq  map[int]bool
@@ -30,102 +71,43 @@ func TestReliabilityMultiMessageGapNeverSplices(t *testing.T) {
 		{"request and response lost", map[int]bool{3: true}, map[int]bool{2: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var evs []ev
-			var pend [2]int64 // bytes lost and not yet reported, per direction
-			ts := int64(0)
-			emit := func(d Dir, lost bool, data string) {
-				ts++
-				if lost {
-					pend[d] += int64(len(data))
-					return
+			evs := lossScript(6, func(i int, d Dir) bool {
+				if d == Egress {
+					return tc.lostReq[i]
 				}
-				// The engine reports each direction's loss with the next
-				// record of either direction (records carry both positions).
-				if o := d ^ 1; pend[o] > 0 {
-					evs = append(evs, gap(o, ts, pend[o]))
-					pend[o] = 0
-				}
-				if pend[d] > 0 {
-					evs = append(evs, gap(d, ts, pend[d]))
-					pend[d] = 0
-				}
-				evs = append(evs, ev{kind: 'f', dir: d, data: data, ts: ts})
-			}
-			for i := 1; i <= 6; i++ {
-				emit(Egress, tc.lostReq[i], req(i))
-				emit(Ingress, tc.lostResp[i], resp(i))
-			}
-			evs = append(evs, closed(ts+1))
+				return tc.lostResp[i]
+			})
 			exs, _ := run(Options{MaxBodyBytes: 1024}, evs, whole)
-			for _, ex := range exs {
-				if ex.Request == nil || ex.Response == nil || ex.Flags.Has(exchange.NoResponse) {
-					continue
-				}
-				want := "reply " + strings.TrimPrefix(ex.Request.Target, "/r/")
-				if string(ex.Response.Body) != want {
-					t.Errorf("%s paired with %q (flags %v)", ex.Request.Target, ex.Response.Body, ex.Flags.Names())
-				}
+			_, bad := misPaired(exs)
+			for _, b := range bad {
+				t.Error(b)
 			}
 		})
 	}
 }
 
 // Every pattern of lost records for a sequential keep-alive client (6
-// requests and 6 responses, each one record: 4 096 patterns), each loss
-// reported with the next record of either direction, as the engine does.
-// No delivered exchange may carry another request's response: before
-// responses were checked against the requests' times after a loss, 264
-// delivered exchanges over these patterns were spliced.
+// requests and 6 responses, each one record: 4 096 patterns). No delivered
+// exchange may carry another request's response: before responses were
+// checked against the requests' times after a loss, 264 delivered
+// exchanges over these patterns were spliced.
 func TestReliabilityEveryLossPatternPairsRight(t *testing.T) {
-	req := func(i int) string { return fmt.Sprintf("GET /r/%d HTTP/1.1\r\nHost: h\r\n\r\n", i) }
-	resp := func(i int) string {
-		b := fmt.Sprintf("reply %d", i)
-		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
-	}
 	const pairs = 6
-	bad, delivered := 0, 0
+	nbad, delivered := 0, 0
 	for mask := 0; mask < 1<<(2*pairs); mask++ {
-		var evs []ev
-		var pend [2]int64
-		ts := int64(0)
-		emit := func(d Dir, lost bool, data string) {
-			ts++
-			if lost {
-				pend[d] += int64(len(data))
-				return
-			}
-			if o := d ^ 1; pend[o] > 0 {
-				evs = append(evs, gap(o, ts, pend[o]))
-				pend[o] = 0
-			}
-			if pend[d] > 0 {
-				evs = append(evs, gap(d, ts, pend[d]))
-				pend[d] = 0
-			}
-			evs = append(evs, ev{kind: 'f', dir: d, data: data, ts: ts})
-		}
-		for i := 1; i <= pairs; i++ {
-			emit(Egress, mask&(1<<(2*i-2)) != 0, req(i))
-			emit(Ingress, mask&(1<<(2*i-1)) != 0, resp(i))
-		}
-		evs = append(evs, closed(ts+1))
+		evs := lossScript(pairs, func(i int, d Dir) bool { return mask&(1<<(2*i-2+int(d))) != 0 })
 		exs, _ := run(Options{MaxBodyBytes: 1024}, evs, whole)
-		for _, ex := range exs {
-			if ex.Request == nil || ex.Response == nil || ex.Flags.Has(exchange.NoResponse) {
-				continue
+		n, bad := misPaired(exs)
+		delivered += n
+		for _, b := range bad {
+			if nbad < 5 {
+				t.Errorf("loss pattern %012b: %s", mask, b)
 			}
-			delivered++
-			want := "reply " + strings.TrimPrefix(ex.Request.Target, "/r/")
-			if string(ex.Response.Body) != want {
-				if bad < 5 {
-					t.Errorf("loss pattern %012b: %s paired with %q (flags %v)", mask, ex.Request.Target, ex.Response.Body, ex.Flags.Names())
-				}
-				bad++
-			}
+			nbad++
 		}
 	}
-	if bad > 0 {
-		t.Errorf("%d of %d delivered exchanges paired wrong", bad, delivered)
+	if nbad > 0 {
+		t.Errorf("%d of %d delivered exchanges paired wrong", nbad, delivered)
 	}
 	if delivered < 1000 {
 		t.Errorf("only %d exchanges delivered with a response over all patterns", delivered)
