@@ -33,22 +33,14 @@ var rawTracepoints = []struct {
 	{"raw_sched_exit", "sched_process_exit", false},
 }
 
-// sslHook is one OpenSSL probe: a program on a function, entry or return.
-type sslHook struct {
-	prog   string
-	offset uint64 // file offset of the function
-	ret    bool
-	what   string // for messages
-}
-
 // sslHooks chooses the probes for one OpenSSL build: the internal
 // read/write functions when attachpoint found them (every path, cheap
 // probes), else the public SSL_read/SSL_read_ex/SSL_write/SSL_write_ex.
-func sslHooks(pts attachpoint.OpenSSL) []sslHook {
-	var hooks []sslHook
+func sslHooks(pts attachpoint.OpenSSL) []probe {
+	var hooks []probe
 	pair := func(enter, exit string, off uint64, what string) {
 		if off != 0 {
-			hooks = append(hooks, sslHook{enter, off, false, what}, sslHook{exit, off, true, what})
+			hooks = append(hooks, probe{prog: enter, offset: off, what: what}, probe{prog: exit, offset: off, ret: true, what: what})
 		}
 	}
 	if pts.ReadInternal != 0 {
@@ -64,11 +56,11 @@ func sslHooks(pts attachpoint.OpenSSL) []sslHook {
 		pair("ssl_write_ex_enter", "ssl_write_ex_exit", pts.Symbols["SSL_write_ex"], "SSL_write_ex")
 	}
 	if off := pts.Symbols["SSL_shutdown"]; off != 0 {
-		hooks = append(hooks, sslHook{"ssl_shutdown_enter", off, false, "SSL_shutdown"})
+		hooks = append(hooks, probe{prog: "ssl_shutdown_enter", offset: off, what: "SSL_shutdown"})
 	}
 	if off := pts.Free; off != 0 {
 		// at its entry, or on the emulated je after its NULL check
-		hooks = append(hooks, sslHook{"ssl_free_enter", off, false, "SSL_free"})
+		hooks = append(hooks, probe{prog: "ssl_free_enter", offset: off, what: "SSL_free"})
 	}
 	return hooks
 }
@@ -352,11 +344,7 @@ func (k *kernel) attachOpenSSL(path string, id fileID) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("open %s: %w", path, err)
 	}
-	var probes []probe
-	for _, h := range sslHooks(pts) {
-		probes = append(probes, probe{prog: h.prog, offset: h.offset, ret: h.ret, what: h.what})
-	}
-	h, errs := k.attachProbes(ex, probes)
+	h, errs := k.attachProbes(ex, sslHooks(pts))
 	if h.probes == 0 {
 		return 0, fmt.Errorf("attach OpenSSL probes to %s: %w", path, errors.Join(append(errs, errors.New("no probe attached"))...))
 	}
@@ -417,15 +405,12 @@ func (k *kernel) attachProbes(ex *link.Executable, probes []probe) (hooked, []er
 			errs = append(errs, fmt.Errorf("%s not loaded", g.prog))
 			continue
 		}
+		multi, single := ex.UprobeMulti, ex.Uprobe
+		if g.ret {
+			multi, single = ex.UretprobeMulti, ex.Uretprobe
+		}
 		if k.multi {
-			opts := &link.UprobeMultiOptions{Addresses: g.offs, Cookies: g.cooks}
-			var l link.Link
-			var err error
-			if g.ret {
-				l, err = ex.UretprobeMulti(nil, prog, opts)
-			} else {
-				l, err = ex.UprobeMulti(nil, prog, opts)
-			}
+			l, err := multi(nil, prog, &link.UprobeMultiOptions{Addresses: g.offs, Cookies: g.cooks})
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s probes on %s at %#x: %w", g.prog, strings.Join(g.what, ", "), g.offs, err))
 				continue
@@ -435,14 +420,7 @@ func (k *kernel) attachProbes(ex *link.Executable, probes []probe) (hooked, []er
 			continue
 		}
 		for i, off := range g.offs {
-			opts := &link.UprobeOptions{Address: off, Cookie: g.cooks[i]}
-			var l link.Link
-			var err error
-			if g.ret {
-				l, err = ex.Uretprobe("", prog, opts)
-			} else {
-				l, err = ex.Uprobe("", prog, opts)
-			}
+			l, err := single("", prog, &link.UprobeOptions{Address: off, Cookie: g.cooks[i]})
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s probe on %s at %#x: %w", g.prog, g.what[i], off, err))
 				continue
