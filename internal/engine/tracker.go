@@ -32,6 +32,9 @@ type stream struct {
 // parser is what httpparse.Conn and h2parse.Conn have in common.
 type parser interface {
 	Feed(dir httpparse.Dir, data []byte, ts int64)
+	// FeedCall is Feed for data that begins where a read or write call
+	// began (tlsbpf.DfCallStart).
+	FeedCall(dir httpparse.Dir, data []byte, ts int64)
 	Gap(dir httpparse.Dir, n int64, ts int64)
 	Skip(dir httpparse.Dir, n int64, ts int64)
 	Close(ts int64)
@@ -195,8 +198,8 @@ func (t *tracker) data(r *record) {
 		t.choose(s, payload)
 	}
 	if len(payload) > 0 {
-		if hp, ok := s.parser.(*httpparse.Conn); ok && r.flags&tlsbpf.DfCallStart != 0 && len(payload) == int(r.len) {
-			hp.FeedCall(pdir, payload, r.ts)
+		if r.flags&tlsbpf.DfCallStart != 0 && len(payload) == int(r.len) {
+			s.parser.FeedCall(pdir, payload, r.ts)
 		} else {
 			s.parser.Feed(pdir, payload, r.ts)
 		}

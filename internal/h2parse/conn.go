@@ -194,6 +194,10 @@ func (c *Conn) Stats() Stats { return c.stats }
 
 func (c *Conn) stopped() bool { return c.closed || c.state == NotHTTP2 || c.state == Failed }
 
+// FeedCall is Feed: frames carry their own lengths, so where a read or
+// write call began tells the HTTP/2 parser nothing.
+func (c *Conn) FeedCall(dir Dir, data []byte, ts int64) { c.Feed(dir, data, ts) }
+
 // Feed parses bytes seen in direction dir at monotonic time ts (ns). data is
 // not retained.
 func (c *Conn) Feed(dir Dir, data []byte, ts int64) {
