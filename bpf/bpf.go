@@ -31,7 +31,8 @@ const (
 	StatLostBytes   = 1
 	StatLostControl = 2
 	StatSkipped     = 3
-	StatMax         = 4
+	StatShed        = 4 // bytes of bulk calls shed under ring pressure; also counted lost
+	StatMax         = 5
 
 	// MaxGoBinaries is the number of Go layouts the go_layouts map holds.
 	MaxGoBinaries = 256

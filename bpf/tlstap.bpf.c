@@ -32,6 +32,7 @@ volatile const __u32 self_tgid = 0;             /* the agent never captures itse
 volatile const __u32 max_call_bytes = 1 << 20;   /* capture cap per read/write call */
 volatile const __u8 filter_tgids = 0;            /* skip_tgids holds excluded processes */
 volatile const __u64 wakeup_bytes = 2 << 20;     /* pending bytes that wake the reader (ring/8) */
+volatile const __u64 ring_bytes = 4 << 20;       /* size of the events ring buffer */
 
 /* Connection classification: only HTTP-looking streams send payload. */
 enum conn_kind {
@@ -456,13 +457,39 @@ static __always_inline void emit_skip(struct emit_ctx *c, __u64 pos, __u32 len)
 	bpf_ringbuf_submit(e, data_wakeup());
 }
 
+/*
+ * Load shedding. Bulk body bytes are what floods the ring: without this one
+ * never-ending download fills it and starves every other connection of the
+ * host, whose requests and responses are a few hundred bytes each. Once the
+ * ring is half full, a call may take at most 1/SHED_SHARE of the space left,
+ * so as it fills larger calls are refused first and the last KiBs stay for
+ * message heads. A shed call is accounted as lost, exactly like a record the
+ * ring refused: the stream knows where its gap is and flags it.
+ */
+static __always_inline int shed(struct emit_ctx *c, __u64 len, __u64 budget)
+{
+	__u64 used = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	if (used < ring_bytes / 2)
+		return 0;
+	__u64 left = used < ring_bytes ? ring_bytes - used : 0;
+	if ((budget + sizeof(struct data_event)) * SHED_SHARE <= left)
+		return 0;
+	stat_add(STAT_LOST_EVENTS, 1);
+	stat_add(STAT_LOST_BYTES, len);
+	stat_add(STAT_SHED_BYTES, len);
+	c->lost_end = c->hdr.pos + len;
+	return 1;
+}
+
 /* Streams `len` bytes of a user buffer (or iovec array) at stream position pos. */
 static __always_inline void emit_data(struct emit_ctx *c, __u64 buf, __u32 iovcnt, int is_iov, __u64 len)
 {
+	__u64 budget = len < max_call_bytes ? len : max_call_bytes;
+	if (shed(c, len, budget))
+		return;
 	/* A message is likelier to start where a call starts than anywhere
 	 * else: user space resynchronises there after a loss. */
 	c->hdr.flags = DF_CALL_START;
-	__u64 budget = len < max_call_bytes ? len : max_call_bytes;
 	__u64 base = c->hdr.pos;
 	__u64 covered = 0;
 	if (!is_iov) {

@@ -35,10 +35,12 @@ enum stat_index {
 	STAT_LOST_BYTES,      /* payload bytes in those records */
 	STAT_LOST_CONTROL,    /* exec/exit/close/mmap records that did not fit */
 	STAT_SKIPPED_BYTES,   /* bytes beyond the per-call capture cap (not lost: known size) */
+	STAT_SHED_BYTES,      /* bytes of bulk calls shed under ring pressure (also in LOST_*) */
 	STAT_MAX,
 };
 
 #define CHUNK_SIZE 16384        /* payload bytes per data record */
+#define SHED_SHARE 32           /* under pressure a call may take 1/SHED_SHARE of the ring's free space */
 #define MAX_CHUNKS 64           /* per call: 1 MiB, enough for max_body_bytes up to ~1 MiB per call */
 #define MAX_IOVECS 8            /* iovecs followed per readv/writev/sendmsg/recvmsg */
 

@@ -179,6 +179,7 @@ const (
 	tlstapProgSslWriteExit     = "ssl_write_exit"
 	tlstapVarFilterTgids       = "filter_tgids"
 	tlstapVarMaxCallBytes      = "max_call_bytes"
+	tlstapVarRingBytes         = "ring_bytes"
 	tlstapVarSelfTgid          = "self_tgid"
 	tlstapVarUnusedCtlEvent    = "unused_ctl_event"
 	tlstapVarUnusedDataEvent   = "unused_data_event"
@@ -272,6 +273,7 @@ type tlstapMapSpecs struct {
 type tlstapVariableSpecs struct {
 	FilterTgids     *ebpf.VariableSpec `ebpf:"filter_tgids"`
 	MaxCallBytes    *ebpf.VariableSpec `ebpf:"max_call_bytes"`
+	RingBytes       *ebpf.VariableSpec `ebpf:"ring_bytes"`
 	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
 	UnusedCtlEvent  *ebpf.VariableSpec `ebpf:"unused_ctl_event"`
 	UnusedDataEvent *ebpf.VariableSpec `ebpf:"unused_data_event"`
@@ -336,6 +338,7 @@ func (m *tlstapMaps) Close() error {
 type tlstapVariables struct {
 	FilterTgids     *ebpf.Variable `ebpf:"filter_tgids"`
 	MaxCallBytes    *ebpf.Variable `ebpf:"max_call_bytes"`
+	RingBytes       *ebpf.Variable `ebpf:"ring_bytes"`
 	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
 	UnusedCtlEvent  *ebpf.Variable `ebpf:"unused_ctl_event"`
 	UnusedDataEvent *ebpf.Variable `ebpf:"unused_data_event"`

@@ -121,6 +121,7 @@ func (p *plugin) stop() error {
 			zap.Int("discarded_at_exit", p.queue.Len()),
 			zap.Uint64("encode_errors", p.encodeErrors.Load()),
 			zap.Uint64("ring_buffer_events_lost", s.EventsLost),
+			zap.Uint64("bytes_shed", s.BytesShed),
 			zap.Int64("buffers_not_freed", p.outstanding.Load()))
 	}
 	_ = p.logger.Sync()

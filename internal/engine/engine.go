@@ -345,7 +345,7 @@ func (e *Engine) Stats() Stats {
 	}
 	e.kernMu.Lock()
 	if k := e.kern; k != nil {
-		s.EventsLost, s.BytesLost, s.ControlEventsLost = k.lossStats()
+		k.lossStats(&s)
 		s.ProbesAttached = uint64(k.probeCount())
 	}
 	e.kernMu.Unlock()

@@ -119,6 +119,9 @@ func loadKernel(cfg Config, logger *zap.Logger) (*kernel, error) {
 	if err := spec.Variables["wakeup_bytes"].Set(uint64(cfg.RingBufferSize / 8)); err != nil {
 		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
 	}
+	if err := spec.Variables["ring_bytes"].Set(uint64(cfg.RingBufferSize)); err != nil {
+		return nil, fmt.Errorf("set ring_bytes: %w", err)
+	}
 	// The kernel checks skip_tgids only when processes are filtered.
 	if err := spec.Variables["filter_tgids"].Set(boolByte(cfg.Policy.HasProcessRules())); err != nil {
 		return nil, fmt.Errorf("set filter_tgids: %w", err)
@@ -490,8 +493,8 @@ func (k *kernel) probeCount() int {
 	return k.nUprobes + len(k.links)
 }
 
-// lossStats sums the per-CPU loss counters.
-func (k *kernel) lossStats() (lostEvents, lostBytes, lostControl uint64) {
+// lossStats sums the per-CPU loss counters into s.
+func (k *kernel) lossStats(s *Stats) {
 	m := k.maps.Maps["stats"]
 	sum := func(idx uint32) uint64 {
 		var vals []uint64
@@ -504,7 +507,10 @@ func (k *kernel) lossStats() (lostEvents, lostBytes, lostControl uint64) {
 		}
 		return s
 	}
-	return sum(tlsbpf.StatLostEvents), sum(tlsbpf.StatLostBytes), sum(tlsbpf.StatLostControl)
+	s.EventsLost = sum(tlsbpf.StatLostEvents)
+	s.BytesLost = sum(tlsbpf.StatLostBytes)
+	s.ControlEventsLost = sum(tlsbpf.StatLostControl)
+	s.BytesShed = sum(tlsbpf.StatShed)
 }
 
 // close detaches every link and releases every program and map.

@@ -12,6 +12,7 @@ type Stats struct {
 	EventsRead          uint64       // ring buffer records read
 	EventsLost          uint64       // ring buffer reservations that failed in the kernel (sum over CPUs)
 	BytesLost           uint64       // payload bytes the kernel could not deliver
+	BytesShed           uint64       // of BytesLost: large calls shed when the ring was filling (load shedding)
 	StreamGaps          uint64       // detected holes in a connection byte stream
 	ProbesAttached      uint64       // uprobe links currently attached
 	AttachErrors        uint64       // files or processes where attaching failed

@@ -339,6 +339,7 @@ func (r *tlstapReceiver) registerStats() error {
 		t.RegisterTlstapEventsReadCallback(stat(func(s engine.Stats) uint64 { return s.EventsRead })),
 		t.RegisterTlstapEventsLostCallback(stat(func(s engine.Stats) uint64 { return s.EventsLost })),
 		t.RegisterTlstapBytesLostCallback(stat(func(s engine.Stats) uint64 { return s.BytesLost })),
+		t.RegisterTlstapBytesShedCallback(stat(func(s engine.Stats) uint64 { return s.BytesShed })),
 		t.RegisterTlstapStreamGapsCallback(stat(func(s engine.Stats) uint64 { return s.StreamGaps })),
 		t.RegisterTlstapProbesAttachedCallback(stat(func(s engine.Stats) uint64 { return s.ProbesAttached })),
 		t.RegisterTlstapAttachErrorsCallback(stat(func(s engine.Stats) uint64 { return s.AttachErrors })),

@@ -298,7 +298,7 @@ func TestTelemetry(t *testing.T) {
 	e := fakes.engines[0]
 	e.stats = engine.Stats{
 		ExchangesEmitted: 7, ExchangesIncomplete: 1, BodiesTruncated: 2, ParseErrors: 3, EventsRead: 100,
-		EventsLost: 4, BytesLost: 4096, StreamGaps: 5, ProbesAttached: 12, AttachErrors: 6,
+		EventsLost: 4, BytesLost: 4096, BytesShed: 2048, StreamGaps: 5, ProbesAttached: 12, AttachErrors: 6,
 		ConnsTracked: 9, ConnsEvicted: 8, DiscoveryDropped: 10, ControlEventsLost: 11, BadRecords: 13,
 	}
 	e.sink(testExchange(1, exchange.RoleClient, 200))
@@ -314,6 +314,7 @@ func TestTelemetry(t *testing.T) {
 	metadatatest.AssertEqualTlstapEventsRead(t, tt, dp(100), opts...)
 	metadatatest.AssertEqualTlstapEventsLost(t, tt, dp(4), opts...)
 	metadatatest.AssertEqualTlstapBytesLost(t, tt, dp(4096), opts...)
+	metadatatest.AssertEqualTlstapBytesShed(t, tt, dp(2048), opts...)
 	metadatatest.AssertEqualTlstapStreamGaps(t, tt, dp(5), opts...)
 	metadatatest.AssertEqualTlstapProbesAttached(t, tt, dp(12), opts...)
 	metadatatest.AssertEqualTlstapAttachErrors(t, tt, dp(6), opts...)

@@ -32,6 +32,7 @@ type TelemetryBuilder struct {
 	TlstapBadRecords          metric.Int64ObservableCounter
 	TlstapBodiesTruncated     metric.Int64ObservableCounter
 	TlstapBytesLost           metric.Int64ObservableCounter
+	TlstapBytesShed           metric.Int64ObservableCounter
 	TlstapConnectionsEvicted  metric.Int64ObservableCounter
 	TlstapConnectionsTracked  metric.Int64ObservableGauge
 	TlstapControlEventsLost   metric.Int64ObservableCounter
@@ -107,6 +108,21 @@ func (builder *TelemetryBuilder) RegisterTlstapBytesLostCallback(cb metric.Int64
 		cb(ctx, &observerInt64{inst: builder.TlstapBytesLost, obs: o})
 		return nil
 	}, builder.TlstapBytesLost)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapBytesShedCallback sets callback for observable TlstapBytesShed metric.
+func (builder *TelemetryBuilder) RegisterTlstapBytesShedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapBytesShed, obs: o})
+		return nil
+	}, builder.TlstapBytesShed)
 	if err != nil {
 		return err
 	}
@@ -330,6 +346,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.TlstapBytesLost, err = builder.meter.Int64ObservableCounter(
 		"otelcol_tlstap_bytes_lost",
 		metric.WithDescription("Payload bytes the kernel could not deliver. [Development]"),
+		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapBytesShed, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_bytes_shed",
+		metric.WithDescription("Of the bytes lost, those of large read/write calls shed on purpose while the ring buffer was more than half full, so that small calls (request and response heads) still fit. [Development]"),
 		metric.WithUnit("By"),
 	)
 	errs = errors.Join(errs, err)
