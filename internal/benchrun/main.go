@@ -185,6 +185,7 @@ func run(o *options) error {
 		{"goloop", "probe cost: Go crypto/tls loop", e.caseGoLoop},
 		{"sat1k", "saturated 1 KiB", func() error { return e.caseSaturated("sat1k", "/1k") }},
 		{"sat64k", "saturated 64 KiB", func() error { return e.caseSaturated("sat64k", "/64k") }},
+		{"floor", "saturated 1 KiB, probes attached but nothing captured", e.caseFloor},
 		{"fixed", "fixed rate", e.caseFixed},
 		{"loss", "sustained saturated (loss)", e.caseLoss},
 		{"footprint", "footprint", e.caseFootprint},
@@ -417,16 +418,78 @@ func (e *env) caseSaturated(name, path string) error {
 		return err
 	}
 	defer col.stop()
+	// Profile the collector over the middle of the run (100 Hz sampling:
+	// well under 1 % of a core).
+	prof := make(chan error, 1)
+	go func() {
+		time.Sleep(time.Second)
+		prof <- col.cpuProfile(max(d-3*time.Second, time.Second), filepath.Join(e.o.out, "collector-"+name+".cpu.pprof"))
+	}()
 	a = e.snap(col)
 	r, err = e.wrk(path, d)
 	if err != nil {
 		return err
 	}
 	p.On, p.OnMeas = r, e.delta(a, e.snap(col), r.cpu)
+	if err := <-prof; err != nil {
+		logf("%s: %v", name, err)
+	}
 	logf("%s on:  %.0f req/s p50 %.0fµs p99 %.0fµs; %v exchanges for %d requests; collector %.2fs CPU (others used %.2f cores)",
 		name, r.RPS, r.P50us, r.P99us, p.OnMeas.Counters["exchanges_emitted"], r.Requests, p.OnMeas.CollectorCPUS, p.OnMeas.OthersCores)
 	p.OnMeas.Counters["rss_hwm_kib"] = float64(statusKB(col.pid(), "VmHWM"))
 	e.res.Saturated[name] = p
+	return nil
+}
+
+// caseFloor splits the saturated 1 KiB overhead: the same wrk run with
+// only the syscall tracepoints, then with every probe, each time with all
+// processes filtered out in the kernel (the programs return at their first
+// map lookup, nothing reaches user space).
+func (e *env) caseFloor() error {
+	d := e.o.satDur
+	a := e.snap(nil)
+	r, err := e.wrk("/1k", d)
+	if err != nil {
+		return err
+	}
+	e.res.Floor.Off, e.res.Floor.OffMeas = r, e.delta(a, e.snap(nil), r.cpu)
+	logf("floor off: %.0f req/s", r.RPS)
+	for _, kind := range []string{"floor-syscalls", "floor-probes"} {
+		col, err := startCollector(e.o.collector, e.dir, kind, kind, e.o.metricsPort)
+		if err != nil {
+			return err
+		}
+		a := e.snap(col)
+		r, err := e.wrk("/1k", d)
+		m := e.delta(a, e.snap(col), r.cpu)
+		col.stop()
+		if err != nil {
+			return err
+		}
+		if kind == "floor-syscalls" {
+			e.res.Floor.Syscalls, e.res.Floor.SyscallsMeas = r, m
+		} else {
+			e.res.Floor.Probes, e.res.Floor.ProbesMeas = r, m
+		}
+		logf("%s: %.0f req/s; %v exchanges", kind, r.RPS, m.Counters["exchanges_emitted"])
+	}
+	// The fixed-rate latency with every probe and nothing captured.
+	fd := max(e.o.fixedDur/3, 5*time.Second)
+	off, err := e.loadgenRun(fd)
+	if err != nil {
+		return err
+	}
+	col, err := startCollector(e.o.collector, e.dir, "floor-fixed", "floor-probes", e.o.metricsPort)
+	if err != nil {
+		return err
+	}
+	on, err := e.loadgenRun(fd)
+	col.stop()
+	if err != nil {
+		return err
+	}
+	e.res.Floor.FixedOff, e.res.Floor.FixedProbes = off, on
+	logf("floor fixed: p99 %.0f → %.0f µs", off.ServiceP99us, on.ServiceP99us)
 	return nil
 }
 
@@ -762,10 +825,20 @@ type results struct {
 	LoadStart string                     `json:"load_average_start"`
 	LoadEnd   string                     `json:"load_average_end"`
 	Saturated map[string]pair[wrkResult] `json:"saturated"`
-	Fixed     pair[loadgenResult]        `json:"fixed_rate"`
-	SSLLoop   loopCase                   `json:"ssl_loop"`
-	GoLoop    loopCase                   `json:"go_loop"`
-	Loss      struct {
+	Floor     struct {
+		Off          wrkResult     `json:"off"`
+		OffMeas      measured      `json:"off_measured"`
+		Syscalls     wrkResult     `json:"syscalls_only"`
+		SyscallsMeas measured      `json:"syscalls_only_measured"`
+		Probes       wrkResult     `json:"all_probes"`
+		ProbesMeas   measured      `json:"all_probes_measured"`
+		FixedOff     loadgenResult `json:"fixed_off"`
+		FixedProbes  loadgenResult `json:"fixed_all_probes"`
+	} `json:"floor"`
+	Fixed   pair[loadgenResult] `json:"fixed_rate"`
+	SSLLoop loopCase            `json:"ssl_loop"`
+	GoLoop  loopCase            `json:"go_loop"`
+	Loss    struct {
 		Wrk  wrkResult `json:"wrk"`
 		Meas measured  `json:"measured"`
 	} `json:"loss"`

@@ -47,6 +47,23 @@ func (r *results) markdown() string {
 		w("| | lost events / stream gaps / incomplete | – | %.0f / %.0f / %.0f | | 0 |\n",
 			p.OnMeas.Counters["events_lost"], p.OnMeas.Counters["stream_gaps"], p.OnMeas.Counters["exchanges_incomplete"])
 	}
+	if fl := r.Floor; fl.Off.Requests > 0 {
+		w("| wrk saturated 1 KiB, every process filtered in the kernel (nothing captured) | requests/s, syscall tracepoints only | %.0f | %.0f | %s | |\n", fl.Off.RPS, fl.Syscalls.RPS, ratio(fl.Syscalls.RPS, fl.Off.RPS))
+		w("| | requests/s, every probe (syscalls + OpenSSL + Go) | %.0f | %.0f | %s | |\n", fl.Off.RPS, fl.Probes.RPS, ratio(fl.Probes.RPS, fl.Off.RPS))
+		cpuPerReq := func(x wrkResult) float64 {
+			if x.RPS == 0 {
+				return 0
+			}
+			return 2e6 / x.RPS // both cores saturated: CPU µs per request
+		}
+		w("| | CPU µs per request (2 cores / rate): off; syscalls; every probe | %.1f | %.1f; %.1f | | |\n", cpuPerReq(fl.Off), cpuPerReq(fl.Syscalls), cpuPerReq(fl.Probes))
+		w("| | exchanges emitted (must be 0) | – | %.0f; %.0f | | |\n", fl.SyscallsMeas.Counters["exchanges_emitted"], fl.ProbesMeas.Counters["exchanges_emitted"])
+		w("| | load avg at start; others (cores) | %s; %.2f | %s; %.2f | | |\n", fl.OffMeas.Load, fl.OffMeas.OthersCores, fl.ProbesMeas.Load, fl.ProbesMeas.OthersCores)
+		if fl.FixedOff.Completed > 0 {
+			w("| | fixed %s req/s (loadgen): p99 service latency, every probe | %s | %s | %s | |\n", r.Options["fixed_rate"], us(fl.FixedOff.ServiceP99us), us(fl.FixedProbes.ServiceP99us), ratio(fl.FixedProbes.ServiceP99us, fl.FixedOff.ServiceP99us))
+			w("| | fixed: p50 service latency, every probe | %s | %s | %s | |\n", us(fl.FixedOff.ServiceP50us), us(fl.FixedProbes.ServiceP50us), ratio(fl.FixedProbes.ServiceP50us, fl.FixedOff.ServiceP50us))
+		}
+	}
 	f := r.Fixed
 	if f.Off.Completed > 0 {
 		w("| fixed rate %s req/s, 1 KiB (loadgen, Go client) | achieved requests/s | %.0f | %.0f | %s | |\n", r.Options["fixed_rate"], f.Off.Rate, f.On.Rate, ratio(f.On.Rate, f.Off.Rate))

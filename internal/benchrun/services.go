@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -108,7 +109,8 @@ func startNginx(dir string, workers, port int, cert, key string) (*child, error)
 }
 
 // collectorCommon is what both benchmark collectors share: the extra
-// receivers (%[2]s), batch → debug, and telemetry on port %[1]d.
+// receivers (%[2]s), batch → debug, telemetry on port %[1]d and the
+// extensions the service runs (%[4]s).
 const collectorCommon = `%[2]s
 processors:
   batch:
@@ -116,6 +118,7 @@ exporters:
   debug:
     verbosity: basic
 service:
+  extensions: [%[4]s]
   telemetry:
     metrics:
       level: normal
@@ -130,15 +133,19 @@ service:
 
 // Collector configurations. The receiver feeds batch → debug (verbosity
 // basic: one log line per batch, no per-record formatting), traces and logs.
-const collectorWithReceiver = `receivers:
+// Its pprof endpoint (port %[5]d) profiles the agent under load.
+const collectorWithReceiver = `extensions:
+  pprof:
+    endpoint: 127.0.0.1:%[5]d
+receivers:
   tlstap:
     max_body_bytes: 65536
-    tls_probes: [openssl, go]
+    tls_probes: [%[6]s]
     # The machine is shared: capture only the benchmark's own processes
     # (process rules are applied in the kernel).
     filters:
       include:
-        executables: [nginx, wrk, loadgen, sslloop, goloop]
+        executables: [%[7]s]
 ` + collectorCommon + `    traces:
       receivers: [tlstap%[3]s]
       processors: [batch]
@@ -167,6 +174,7 @@ type collector struct {
 	*child
 	log         string
 	metricsPort int
+	pprofPort   int // 0: no pprof endpoint
 	started     time.Time
 	ready       time.Duration // process start → ready log line
 	startup     time.Duration // the engine's own "startup" field
@@ -181,13 +189,28 @@ var startupRE = regexp.MustCompile(`tlstap capture started.*"startup":\s*"?([0-9
 func startCollector(bin, dir, name, kind string, metricsPort int) (*collector, error) {
 	var conf string
 	otlp := fmt.Sprintf(otlpReceiver, freePort(0))
+	pprofPort := freePort(0)
+	const (
+		allProbes = "openssl, go"
+		benchExes = "nginx, wrk, loadgen, sslloop, goloop"
+		noExe     = "tlstap-bench-matches-nothing"
+	)
 	switch kind {
 	case "tlstap":
-		conf = fmt.Sprintf(collectorWithReceiver, metricsPort, "", "")
+		conf = fmt.Sprintf(collectorWithReceiver, metricsPort, "", "", "pprof", pprofPort, allProbes, benchExes)
 	case "tlstap+otlp":
-		conf = fmt.Sprintf(collectorWithReceiver, metricsPort, otlp, ", otlp")
+		conf = fmt.Sprintf(collectorWithReceiver, metricsPort, otlp, ", otlp", "pprof", pprofPort, allProbes, benchExes)
+	case "floor-syscalls":
+		// The syscall tracepoints only, every process filtered out in the
+		// kernel: what tracing syscalls costs before any work is done.
+		conf = fmt.Sprintf(collectorWithReceiver, metricsPort, "", "", "pprof", pprofPort, "", noExe)
+	case "floor-probes":
+		// Every probe attached, every process filtered out in the kernel:
+		// the traps and program entries alone.
+		conf = fmt.Sprintf(collectorWithReceiver, metricsPort, "", "", "pprof", pprofPort, allProbes, noExe)
 	case "otlp":
-		conf = fmt.Sprintf(collectorWithout, metricsPort, otlp)
+		conf = fmt.Sprintf(collectorWithout, metricsPort, otlp, "", "")
+		pprofPort = 0
 	}
 	cfile := filepath.Join(dir, name+".yaml")
 	logFile := filepath.Join(dir, name+".log")
@@ -206,7 +229,7 @@ func startCollector(bin, dir, name, kind string, metricsPort int) (*collector, e
 	if err != nil {
 		return nil, err
 	}
-	col := &collector{child: c, log: logFile, metricsPort: metricsPort, started: t0}
+	col := &collector{child: c, log: logFile, metricsPort: metricsPort, pprofPort: pprofPort, started: t0}
 	want := "tlstap capture started"
 	if kind == "otlp" {
 		want = "Everything is ready"
@@ -235,6 +258,27 @@ func startCollector(bin, dir, name, kind string, metricsPort int) (*collector, e
 		return nil, err
 	}
 	return col, nil
+}
+
+// cpuProfile writes a CPU profile of the collector over d to file.
+func (c *collector) cpuProfile(d time.Duration, file string) error {
+	if c.pprofPort == 0 {
+		return errors.New("collector has no pprof endpoint")
+	}
+	cl := http.Client{Timeout: d + 30*time.Second}
+	resp, err := cl.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", c.pprofPort, int(d.Seconds())))
+	if err != nil {
+		return fmt.Errorf("collector profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("collector profile: %s", resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("collector profile: %w", err)
+	}
+	return os.WriteFile(file, b, 0o644)
 }
 
 func tail(s string, n int) string {
