@@ -1,8 +1,9 @@
 # Benchmarks (issue 7): agent off vs on, on this machine. Not part of `make test`.
 #
 #   make bench        full run (about 8-10 minutes): results table on stdout,
-#                     build/bench/results.{md,json} and CPU profiles of the
-#                     user-space pipeline benchmarks in build/bench/
+#                     build/bench/results.{md,json}, CPU profiles of the
+#                     user-space pipeline benchmarks and of the collector
+#                     during each saturated run in build/bench/
 #   make bench-quick  short durations, a smoke run (about 2 minutes)
 #
 # Root needed (the agent loads eBPF programs). Installs what is missing:

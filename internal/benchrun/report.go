@@ -92,6 +92,10 @@ func (r *results) markdown() string {
 		w("| %s | CPU ns per call (best of %d) | %.0f | %.0f | %s | added ≤ 2000 ns: **+%.0f ns** |\n", lc.label, len(lc.c.Off), off, on, ratio(on, off), on-off)
 		woff, won := best(lc.c.Off, wall), best(lc.c.On, wall)
 		w("| | wall ns per call (round trip / 4) | %.0f | %.0f | %s | +%.0f ns |\n", woff, won, ratio(won, woff), won-woff)
+		if len(lc.c.Floor) > 0 {
+			fl := best(lc.c.Floor, cpu)
+			w("| | CPU ns per call, every probe but nothing captured (the traps alone) | %.0f | %.0f | %s | +%.0f ns |\n", off, fl, ratio(fl, off), fl-off)
+		}
 		em := lc.c.OnMeas.Counters["exchanges_emitted"]
 		w("| | exchanges emitted / expected | – | %.0f / %.0f | %s | |\n", em, lc.c.Expected, ratio(em, lc.c.Expected))
 		w("| | load avg at start; others (cores) | %s; %.2f | %s; %.2f | | |\n", lc.c.OffMeas.Load, lc.c.OffMeas.OthersCores, lc.c.OnMeas.Load, lc.c.OnMeas.OthersCores)
