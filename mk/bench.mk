@@ -1,6 +1,6 @@
 # Benchmarks (issue 7): agent off vs on, on this machine. Not part of `make test`.
 #
-#   make bench        full run (about 8-10 minutes): results table on stdout,
+#   make bench        full run (about 13 minutes): results table on stdout,
 #                     build/bench/results.{md,json}, CPU profiles of the
 #                     user-space pipeline benchmarks and of the collector
 #                     during each saturated run in build/bench/
