@@ -40,7 +40,7 @@ enum stat_index {
 };
 
 #define CHUNK_SIZE 16384        /* payload bytes per data record */
-#define SHED_SHARE 32           /* under pressure a call may take 1/SHED_SHARE of the ring's free space */
+#define SHED_SHARE 16           /* under pressure a call may take 1/SHED_SHARE of the ring's free space */
 #define MAX_CHUNKS 64           /* per call: 1 MiB, enough for max_body_bytes up to ~1 MiB per call */
 #define MAX_IOVECS 8            /* iovecs followed per readv/writev/sendmsg/recvmsg */
 
