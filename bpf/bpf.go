@@ -6,6 +6,7 @@ import "github.com/cilium/ebpf"
 type (
 	DataEvent = tlstapDataEvent
 	CtlEvent  = tlstapCtlEvent
+	ExecEvent = tlstapExecEvent
 	ConnAddr  = tlstapConnAddr
 	GoOffsets = tlstapGoOffsets
 )

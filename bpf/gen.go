@@ -5,4 +5,4 @@
 // they are stale.
 package bpf
 
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type data_event -type ctl_event -type conn_addr -type go_offsets tlstap tlstap.bpf.c -- -I.
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type data_event -type ctl_event -type exec_event -type conn_addr -type go_offsets tlstap tlstap.bpf.c -- -I.

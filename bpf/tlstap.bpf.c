@@ -190,6 +190,7 @@ struct {
 /* Force bpf2go to emit Go types for the records. */
 const struct data_event *unused_data_event __attribute__((unused));
 const struct ctl_event *unused_ctl_event __attribute__((unused));
+const struct exec_event *unused_exec_event __attribute__((unused));
 
 static __always_inline void stat_add(__u32 idx, __u64 v)
 {
@@ -967,12 +968,57 @@ int BPF_KPROBE(ssl_free_enter, void *ssl)
 /* ---------------------------------------------------------------- processes */
 
 /* Raw tracepoints: only the current task is used, which both fire in. */
+/*
+ * sched_process_exec(p, old_pid, bprm) fires in the new image once it is
+ * set up: current->mm is the new mm, its argv already on the new stack.
+ * The record carries the identity /proc would give, because a short-lived
+ * client is often gone (with its /proc entry) before user space reads it.
+ */
 SEC("raw_tracepoint/sched_process_exec")
-int raw_sched_exec(void *ctx)
+int raw_sched_exec(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!is_self(pid_tgid))
-		emit_ctl(EV_EXEC, 0, pid_tgid, -1, 0);
+	if (is_self(pid_tgid))
+		return 0;
+	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		stat_add(STAT_LOST_CONTROL, 1);
+		return 0;
+	}
+	e->hdr.type = EV_EXEC;
+	e->hdr.source = 0;
+	e->hdr._pad[0] = e->hdr._pad[1] = 0;
+	e->hdr.tgid = pid_tgid >> 32;
+	e->hdr.tid = (__u32)pid_tgid;
+	e->hdr.fd = -1;
+	e->hdr.ts = bpf_ktime_get_ns();
+	e->hdr.conn_id = 0;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->_pad = 0;
+
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->start_boottime = BPF_CORE_READ(task, group_leader, start_boottime);
+
+	/* interp, not filename: the file really executed (the interpreter of a
+	 * script), as /proc/<pid>/exe names it. */
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+	const char *interp = BPF_CORE_READ(bprm, interp);
+	long n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), interp);
+	e->path_len = n > 0 ? n - 1 : 0;
+
+	__u64 start = BPF_CORE_READ(task, mm, arg_start);
+	__u64 end = BPF_CORE_READ(task, mm, arg_end);
+	__u64 len = end > start ? end - start : 0;
+	if (len > EXEC_ARGS_MAX)
+		len = EXEC_ARGS_MAX;
+	/* Keep the bound in one register so the verifier sees it. */
+	asm volatile("" : "+r"(len));
+	if (len > 0 && len <= EXEC_ARGS_MAX && bpf_probe_read_user(e->args, len, (void *)start) == 0)
+		e->args_len = len;
+	else
+		e->args_len = 0;
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 	return 0;
 }
 

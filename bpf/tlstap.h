@@ -90,6 +90,22 @@ struct ctl_event {
 	__u64 conn_id;
 };
 
+/* EV_EXEC: who the new image is, read in the kernel at exec so that a
+ * process gone before user space reads the record still has an identity. */
+#define EXEC_PATH_MAX 256
+#define EXEC_ARGS_MAX 512
+struct exec_event {
+	struct ctl_event hdr;
+	__u32 ppid;
+	__u32 uid;
+	__u64 start_boottime; /* task start, ns since boot (as /proc/<pid>/stat counts it) */
+	__u16 path_len;       /* bytes of path, without the NUL */
+	__u16 args_len;       /* bytes of args: NUL-separated argv, maybe cut */
+	__u32 _pad;
+	char path[EXEC_PATH_MAX]; /* the file executed, as execve named it */
+	char args[EXEC_ARGS_MAX];
+};
+
 /* Go crypto/tls: where the socket fd sits, per instrumented binary (the
  * uprobe's attach cookie indexes the go_offsets array). */
 struct go_offsets {

@@ -77,6 +77,19 @@ type tlstapDataEvent struct {
 	Lost   [2]uint64
 }
 
+type tlstapExecEvent struct {
+	_             structs.HostLayout
+	Hdr           tlstapCtlEvent
+	Ppid          uint32
+	Uid           uint32
+	StartBoottime uint64
+	PathLen       uint16
+	ArgsLen       uint16
+	Pad           uint32
+	Path          [256]int8
+	Args          [512]int8
+}
+
 type tlstapGoCall struct {
 	_    structs.HostLayout
 	Conn uint64
@@ -183,6 +196,7 @@ const (
 	tlstapVarSelfTgid          = "self_tgid"
 	tlstapVarUnusedCtlEvent    = "unused_ctl_event"
 	tlstapVarUnusedDataEvent   = "unused_data_event"
+	tlstapVarUnusedExecEvent   = "unused_exec_event"
 	tlstapVarUnusedGoOffsets   = "unused_go_offsets"
 	tlstapVarWakeupBytes       = "wakeup_bytes"
 )
@@ -277,6 +291,7 @@ type tlstapVariableSpecs struct {
 	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
 	UnusedCtlEvent  *ebpf.VariableSpec `ebpf:"unused_ctl_event"`
 	UnusedDataEvent *ebpf.VariableSpec `ebpf:"unused_data_event"`
+	UnusedExecEvent *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedGoOffsets *ebpf.VariableSpec `ebpf:"unused_go_offsets"`
 	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -342,6 +357,7 @@ type tlstapVariables struct {
 	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
 	UnusedCtlEvent  *ebpf.Variable `ebpf:"unused_ctl_event"`
 	UnusedDataEvent *ebpf.Variable `ebpf:"unused_data_event"`
+	UnusedExecEvent *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedGoOffsets *ebpf.Variable `ebpf:"unused_go_offsets"`
 	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

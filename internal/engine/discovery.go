@@ -56,6 +56,27 @@ func (c *procCache) refresh(pid uint32) (exchange.Process, bool) {
 	return info, true
 }
 
+// exec records a process's new image. /proc is read first (it also gives
+// the container); the kernel's exec record stands in when the process is
+// already gone, or when its pid now belongs to a process that started
+// later (pid reuse).
+func (c *procCache) exec(r *record) {
+	info, ok := c.refresh(r.tgid)
+	if !r.execOK {
+		return
+	}
+	fromKernel, err := c.scan.FromExec(r.exec)
+	if err != nil || (ok && info.CreationTime.Equal(fromKernel.CreationTime)) {
+		return
+	}
+	if c.redactArgs != nil {
+		fromKernel.CommandArgs = c.redactArgs(fromKernel.CommandArgs)
+	}
+	c.mu.Lock()
+	c.procs[r.tgid] = &procEntry{info: fromKernel}
+	c.mu.Unlock()
+}
+
 // get returns the cached identity, reading /proc on a miss.
 func (c *procCache) get(pid uint32) exchange.Process {
 	c.mu.Lock()

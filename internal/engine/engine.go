@@ -214,7 +214,7 @@ func (e *Engine) handle(tr *tracker, disc *discoverer, procs *procCache, r *reco
 		// Read the new image's identity here, before anything else: a
 		// short-lived client may be gone by the time the discoverer
 		// gets to it, and its exchanges need an owner.
-		procs.refresh(r.tgid)
+		procs.exec(r)
 		disc.notify(notification{pid: r.tgid, exec: true})
 	case tlsbpf.EvMmap:
 		disc.notify(notification{pid: r.tgid})

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -468,49 +467,10 @@ func TestFaultSlowConsumer(t *testing.T) {
 // full, so the small exchanges that follow still fit and arrive exact.
 // Without shedding the download fills the ring and they are lost.
 func TestShedBulkKeepsSmallCalls(t *testing.T) {
-	requireRoot(t)
 	cfg := DefaultConfig()
 	cfg.RingBufferSize = 1 << 20
-	c := &capture{}
-	entered := make(chan struct{})
-	gate := make(chan struct{})
-	var stalled atomic.Bool
-	eng, err := New(cfg, zaptest.NewLogger(t, zaptest.Level(zapcore.WarnLevel)), func(ex *exchange.Exchange) {
-		c.add(ex)
-		if ex.Request != nil && ex.Request.Target == "/stall" && stalled.CompareAndSwap(false, true) {
-			close(entered)
-			<-gate // the pipeline, and so the ring's reader, waits here
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.eng = eng
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	opened := false
-	defer func() {
-		if !opened {
-			close(gate)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := eng.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}()
-	mux := echoHandler().(*http.ServeMux)
-	mux.HandleFunc("/stall", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "stalled") })
-	srv := startGoServer(t, false, mux) // in the agent's own process: not captured, only the curls are
-	url := func(p string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", srv.port, p) }
-
-	run(t, "curl", "-s", url("/stall"))
-	select {
-	case <-entered:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the /stall exchange never reached the sink")
-	}
+	st := stalledCapture(t, cfg)
+	c, eng, url := st.c, st.c.eng, st.url
 	st0 := eng.Stats()
 	const bulk = 64 << 20
 	bulkPid, _ := run(t, "curl", "-s", "-o", "/dev/null", url(fmt.Sprintf("/big/%d", bulk)))
@@ -524,14 +484,16 @@ func TestShedBulkKeepsSmallCalls(t *testing.T) {
 		}
 	}
 	st1 := eng.Stats()
-	close(gate)
-	opened = true
+	st.release()
 
 	for _, pid := range pids {
 		ex := c.waitFor(t, pid, "/hello", 15*time.Second)
 		if ex.Role != exchange.RoleClient || ex.Request.Method != "GET" || ex.Response == nil ||
 			ex.Response.StatusCode != 200 || string(ex.Response.Body) != "hello world\n" || ex.Flags != 0 {
 			t.Errorf("pid %d: small exchange behind a shed flood not exact: resp %+v flags %v", pid, ex.Response, ex.Flags.Names())
+		}
+		if ex.Process.ExeName != "curl" {
+			t.Errorf("pid %d: exited before its exec record was read, and not named: %+v", pid, ex.Process)
 		}
 	}
 	be := c.waitFor(t, bulkPid, fmt.Sprintf("/big/%d", bulk), 15*time.Second)

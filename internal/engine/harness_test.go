@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/tlstap/tlstap/internal/exchange"
@@ -258,4 +260,60 @@ func (c *capture) waitHooked(t *testing.T, path string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// stalled is a capture whose pipeline is held: see stalledCapture.
+type stalled struct {
+	c       *capture
+	url     func(path string) string // the in-process server (not captured)
+	release func()                   // lets the pipeline go on; idempotent
+}
+
+// stalledCapture starts a real engine and holds its pipeline, and so the
+// ring buffer's reader, inside the sink until release: what the kernel
+// emits meanwhile waits in the ring. The server (echoHandler plus /stall)
+// runs in the test process, which the engine never captures.
+func stalledCapture(t *testing.T, cfg Config) stalled {
+	t.Helper()
+	requireRoot(t)
+	c := &capture{}
+	entered, gate := make(chan struct{}), make(chan struct{})
+	var stalling sync.Once
+	eng, err := New(cfg, zaptest.NewLogger(t, zaptest.Level(zapcore.WarnLevel)), func(ex *exchange.Exchange) {
+		c.add(ex)
+		if ex.Request != nil && ex.Request.Target == "/stall" {
+			stalling.Do(func() {
+				close(entered)
+				<-gate
+			})
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.eng = eng
+	if err := eng.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var released sync.Once
+	release := func() { released.Do(func() { close(gate) }) }
+	t.Cleanup(func() {
+		release()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := eng.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	mux := echoHandler().(*http.ServeMux)
+	mux.HandleFunc("/stall", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "stalled") })
+	srv := startGoServer(t, false, mux)
+	url := func(p string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", srv.port, p) }
+	run(t, "curl", "-s", url("/stall"))
+	select {
+	case <-entered:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the /stall exchange never reached the sink")
+	}
+	return stalled{c: c, url: url, release: release}
 }

@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"time"
 	"unsafe"
 
 	tlsbpf "github.com/tlstap/tlstap/bpf"
+	"github.com/tlstap/tlstap/internal/procscan"
 )
 
 // Sizes of the kernel record headers; a unit test pins them to the generated
@@ -14,6 +16,18 @@ import (
 const (
 	dataHdrSize = int(unsafe.Sizeof(tlsbpf.DataEvent{}))
 	ctlSize     = int(unsafe.Sizeof(tlsbpf.CtlEvent{}))
+	execSize    = int(unsafe.Sizeof(tlsbpf.ExecEvent{}))
+)
+
+// Field offsets of the exec record.
+var (
+	execPPID  = int(unsafe.Offsetof(tlsbpf.ExecEvent{}.Ppid))
+	execUID   = int(unsafe.Offsetof(tlsbpf.ExecEvent{}.Uid))
+	execStart = int(unsafe.Offsetof(tlsbpf.ExecEvent{}.StartBoottime))
+	execPLen  = int(unsafe.Offsetof(tlsbpf.ExecEvent{}.PathLen))
+	execALen  = int(unsafe.Offsetof(tlsbpf.ExecEvent{}.ArgsLen))
+	execPath  = int(unsafe.Offsetof(tlsbpf.ExecEvent{}.Path))
+	execArgs  = int(unsafe.Offsetof(tlsbpf.ExecEvent{}.Args))
 )
 
 var errShortRecord = errors.New("short ring buffer record")
@@ -40,6 +54,9 @@ type record struct {
 	local   netip.AddrPort
 	remote  netip.AddrPort
 	payload []byte
+	// exec: exec records only (execOK), path and args alias the sample.
+	exec   procscan.Exec
+	execOK bool
 }
 
 // decodeRecord parses a raw sample without allocating.
@@ -59,6 +76,24 @@ func decodeRecord(b []byte, r *record) error {
 	r.connID = le.Uint64(b[24:])
 	r.payload = nil
 	r.local, r.remote = netip.AddrPort{}, netip.AddrPort{}
+	r.execOK = false
+	if r.typ == tlsbpf.EvExec {
+		if len(b) < execSize {
+			return errShortRecord
+		}
+		plen := min(int(le.Uint16(b[execPLen:])), execArgs-execPath)
+		alen := min(int(le.Uint16(b[execALen:])), execSize-execArgs)
+		r.exec = procscan.Exec{
+			PID:           int(r.tgid),
+			PPID:          int(le.Uint32(b[execPPID:])),
+			UID:           le.Uint32(b[execUID:]),
+			StartBoottime: time.Duration(le.Uint64(b[execStart:])),
+			Path:          string(b[execPath : execPath+plen]),
+			Args:          b[execArgs : execArgs+alen],
+		}
+		r.execOK = true
+		return nil
+	}
 	if r.typ != tlsbpf.EvData {
 		return nil
 	}

@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -836,5 +837,37 @@ func TestSecurityLocalEndpoints(t *testing.T) {
 				t.Errorf("%s contains %q: every local endpoint must bind 127.0.0.1 by default", f, bad)
 			}
 		}
+	}
+}
+
+// TestExecIdentityAfterExit: a client that has exited, and left /proc,
+// before the engine reads its exec record is still named — from what the
+// kernel put in the record: executable, arguments, parent, owner, start.
+func TestExecIdentityAfterExit(t *testing.T) {
+	st := stalledCapture(t, DefaultConfig())
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	args := []string{"curl", "-s", "-H", "X-Who: gone", st.url("/hello")}
+	pid, out := run(t, curl, args[1:]...)
+	if string(out) != "hello world\n" {
+		t.Fatalf("curl got %q", out)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid)); err == nil {
+		t.Fatalf("pid %d still in /proc: the test needs it gone", pid)
+	}
+	st.release()
+	ex := st.c.waitFor(t, pid, "/hello", 15*time.Second)
+	p := ex.Process
+	args[0] = curl // argv[0] as exec.Command passes it
+	if p.PID != pid || p.PPID != os.Getpid() || p.ExePath != curl || p.ExeName != "curl" ||
+		!slices.Equal(p.CommandArgs, args) || p.Owner != "root" {
+		t.Errorf("identity of an exited client: %+v\nwant pid %d, ppid %d, %s, args %q, root", p, pid, os.Getpid(), curl, args)
+	}
+	// Creation time: whole clock ticks, as /proc gives it.
+	if p.CreationTime.Before(before.Add(-time.Second)) || p.CreationTime.After(time.Now()) {
+		t.Errorf("creation time %v, want between %v and now", p.CreationTime, before)
 	}
 }

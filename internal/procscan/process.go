@@ -70,6 +70,41 @@ func (s *Scanner) Process(pid int) (exchange.Process, error) {
 	return p, nil
 }
 
+// Exec is what the kernel reports of a process at exec (see exec_event in
+// bpf/tlstap.h), enough to name a process that is gone from /proc.
+type Exec struct {
+	PID, PPID     int
+	UID           uint32
+	StartBoottime time.Duration // task start since boot, as /proc/<pid>/stat counts it
+	Path          string        // the file executed, as execve named it
+	Args          []byte        // NUL-separated argv, possibly cut
+}
+
+// FromExec builds a process identity from an exec record, the way Process
+// would have read it from /proc: the creation time is rounded down to
+// clock ticks so both give the same value. The container is unknown.
+func (s *Scanner) FromExec(e Exec) (exchange.Process, error) {
+	bt, err := s.bootTime()
+	if err != nil {
+		return exchange.Process{PID: e.PID}, err
+	}
+	hz := s.clockTicks()
+	ns, sec := uint64(e.StartBoottime), uint64(time.Second)
+	ticks := ns/sec*hz + ns%sec*hz/sec
+	p := exchange.Process{
+		PID:          e.PID,
+		PPID:         e.PPID,
+		ExePath:      e.Path,
+		CommandArgs:  splitCmdline(e.Args),
+		Owner:        s.userName(e.UID),
+		CreationTime: bt.Add(ticksToDuration(ticks, hz)),
+	}
+	if e.Path != "" {
+		p.ExeName = filepath.Base(e.Path)
+	}
+	return p, nil
+}
+
 // pathInRoot turns a path the kernel printed relative to the agent's root
 // into the path the process itself uses. That differs only for a chrooted
 // process: for a process in its own mount namespace the kernel already

@@ -242,3 +242,48 @@ func TestBootTimeMissing(t *testing.T) {
 		t.Errorf("Process without btime: err = %v, want a btime error", err)
 	}
 }
+
+// TestFromExecMatchesProcess: the identity built from an exec record is the
+// one /proc gives for the same process, creation time included (rounded to
+// clock ticks from a start time anywhere inside the tick).
+func TestFromExecMatchesProcess(t *testing.T) {
+	requireRoot(t)
+	s := New("/proc")
+	want, err := s.Process(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bt, err := s.bootTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := want.CreationTime.Sub(bt) // a whole number of ticks
+	tick := time.Second / time.Duration(s.clockTicks())
+	cmdline, err := os.ReadFile("/proc/self/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, within := range []time.Duration{0, 1, tick / 2, tick - 1} {
+		got, err := s.FromExec(Exec{
+			PID: want.PID, PPID: want.PPID, UID: uint32(os.Getuid()),
+			StartBoottime: since + within, Path: want.ExePath, Args: cmdline,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.ContainerID = "" // not known from an exec record
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("start +%v into its tick:\n got %+v\nwant %+v", within, got, want)
+		}
+	}
+	// A start time an exact tick later is another process (pid reuse).
+	got, _ := s.FromExec(Exec{PID: want.PID, StartBoottime: since + tick})
+	if got.CreationTime.Equal(want.CreationTime) {
+		t.Errorf("creation times one tick apart compare equal")
+	}
+	// Args cut by the kernel's 512-byte copy keep what they have.
+	got, _ = s.FromExec(Exec{PID: 1, Path: "/usr/bin/curl", Args: []byte("curl\x00-s\x00http://exa")})
+	if got.ExeName != "curl" || !reflect.DeepEqual(got.CommandArgs, []string{"curl", "-s", "http://exa"}) {
+		t.Errorf("cut args: %+v", got)
+	}
+}
