@@ -122,6 +122,7 @@ func (p *plugin) stop() error {
 			zap.Uint64("encode_errors", p.encodeErrors.Load()),
 			zap.Uint64("ring_buffer_events_lost", s.EventsLost),
 			zap.Uint64("bytes_shed", s.BytesShed),
+			zap.Uint64("h2_streams_dropped", s.H2StreamsDropped),
 			zap.Int64("buffers_not_freed", p.outstanding.Load()))
 	}
 	_ = p.logger.Sync()

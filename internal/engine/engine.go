@@ -73,6 +73,7 @@ type counters struct {
 	exchanges, incomplete, truncated, parseErrors atomic.Uint64
 	eventsRead, streamGaps, badRecords            atomic.Uint64
 	attachErrors, connsEvicted, discoveryDropped  atomic.Uint64
+	h2Dropped                                     atomic.Uint64
 	conns                                         atomic.Int64
 }
 
@@ -341,6 +342,7 @@ func (e *Engine) Stats() Stats {
 		ConnsEvicted:        e.stats.connsEvicted.Load(),
 		DiscoveryDropped:    e.stats.discoveryDropped.Load(),
 		BadRecords:          e.stats.badRecords.Load(),
+		H2StreamsDropped:    e.stats.h2Dropped.Load(),
 		Policy:              e.policy.Stats(),
 	}
 	e.kernMu.Lock()

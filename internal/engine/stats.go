@@ -21,5 +21,6 @@ type Stats struct {
 	DiscoveryDropped    uint64       // exec/exit/mmap notifications dropped (discovery queue full)
 	ControlEventsLost   uint64       // exec/exit/close/mmap records the ring buffer could not take
 	BadRecords          uint64       // ring buffer records that did not decode
+	H2StreamsDropped    uint64       // HTTP/2 requests seen but not emitted: header block undecodable after a loss
 	Policy              policy.Stats // filtered, sampled out, redactions applied
 }

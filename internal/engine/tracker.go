@@ -24,6 +24,9 @@ type stream struct {
 	lastSeen int64  // kernel ns
 	indexed  bool   // SSL stream entered in sslByFD
 	parser   parser // chosen from the first payload: HTTP/2 or HTTP/1
+	// h2Dropped is the HTTP/2 parser's Dropped count already added to
+	// the engine's counter.
+	h2Dropped uint64
 	// newer/older link the streams by last activity (the tracker's LRU
 	// list), so evicting the least recently seen one at the cap is O(1).
 	newer, older *stream
@@ -127,6 +130,7 @@ func (t *tracker) unlink(s *stream) {
 // data feeds one EV_DATA record, detecting holes and overlaps by position.
 func (t *tracker) data(r *record) {
 	s := t.get(r)
+	defer t.countH2Dropped(s)
 	s.lastSeen = r.ts
 	t.touch(s)
 	if r.remote.IsValid() {
@@ -312,6 +316,7 @@ func (t *tracker) finish(s *stream, ts int64) {
 	}
 	if s.parser != nil {
 		s.parser.Close(ts)
+		t.countH2Dropped(s)
 	}
 }
 
@@ -337,5 +342,19 @@ func removeIndex[K comparable](m map[K]map[uint64]struct{}, k K, id uint64) {
 		if len(set) == 0 {
 			delete(m, k)
 		}
+	}
+}
+
+// countH2Dropped adds the HTTP/2 requests the stream's parser has dropped
+// since last asked (header block undecodable after a loss: no method or
+// path to report) to the engine's counter, so they are not lost silently.
+func (t *tracker) countH2Dropped(s *stream) {
+	h2, ok := s.parser.(*h2parse.Conn)
+	if !ok {
+		return
+	}
+	if d := h2.Stats().Dropped; d > s.h2Dropped {
+		t.stats.h2Dropped.Add(d - s.h2Dropped)
+		s.h2Dropped = d
 	}
 }

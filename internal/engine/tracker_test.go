@@ -1,10 +1,14 @@
 package engine
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	tlsbpf "github.com/tlstap/tlstap/bpf"
 	"github.com/tlstap/tlstap/internal/exchange"
@@ -350,5 +354,58 @@ func TestTrackerResyncAtCallStart(t *testing.T) {
 		if answered != want {
 			t.Errorf("call starts %v: %d of %d exchanges answered, want %d", call, answered, n, want)
 		}
+	}
+}
+
+// TestTrackerCountsDroppedH2Streams: bytes lost inside an HTTP/2 header
+// block leave the direction's HPACK state unknown; the requests that can
+// then not be decoded are not emitted, and the engine counts them.
+func TestTrackerCountsDroppedH2Streams(t *testing.T) {
+	var buf bytes.Buffer
+	buf.WriteString(http2.ClientPreface)
+	fr := http2.NewFramer(&buf, nil)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	block := func(path string) []byte {
+		hb.Reset()
+		for _, f := range []hpack.HeaderField{
+			{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"},
+			{Name: ":authority", Value: "example.test"}, {Name: ":path", Value: path},
+			{Name: "x-trace", Value: "indexed-into-the-dynamic-table"},
+		} {
+			if err := enc.WriteField(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return append([]byte(nil), hb.Bytes()...)
+	}
+	preface := append([]byte(nil), buf.Bytes()...)
+	frame := func(id uint32, blk []byte) []byte {
+		buf.Reset()
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: blk, EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+		return append([]byte(nil), buf.Bytes()...)
+	}
+	first, second := frame(1, block("/a")), frame(3, block("/b"))
+
+	f := newFeeder(t, 1024)
+	f.send(0, string(preface), false, 0)
+	// Stream 1's header block loses 4 bytes in its middle: frame sync holds
+	// (lengths are known) but its fields, and the dynamic table entries
+	// stream 3 refers to, are gone.
+	f.send(0, string(first[:12]), false, 0)
+	f.send(0, string(first[12:16]), true, 0)
+	f.send(0, string(first[16:]), false, 0)
+	f.send(0, string(second), false, 0)
+	f.close()
+	if len(f.got) != 0 {
+		t.Errorf("emitted %d exchanges from undecodable header blocks", len(f.got))
+	}
+	if got := f.tr.stats.h2Dropped.Load(); got != 2 {
+		t.Errorf("h2 streams dropped = %d, want 2", got)
 	}
 }

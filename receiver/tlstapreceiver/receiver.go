@@ -340,6 +340,7 @@ func (r *tlstapReceiver) registerStats() error {
 		t.RegisterTlstapEventsLostCallback(stat(func(s engine.Stats) uint64 { return s.EventsLost })),
 		t.RegisterTlstapBytesLostCallback(stat(func(s engine.Stats) uint64 { return s.BytesLost })),
 		t.RegisterTlstapBytesShedCallback(stat(func(s engine.Stats) uint64 { return s.BytesShed })),
+		t.RegisterTlstapH2StreamsDroppedCallback(stat(func(s engine.Stats) uint64 { return s.H2StreamsDropped })),
 		t.RegisterTlstapStreamGapsCallback(stat(func(s engine.Stats) uint64 { return s.StreamGaps })),
 		t.RegisterTlstapProbesAttachedCallback(stat(func(s engine.Stats) uint64 { return s.ProbesAttached })),
 		t.RegisterTlstapAttachErrorsCallback(stat(func(s engine.Stats) uint64 { return s.AttachErrors })),

@@ -299,7 +299,7 @@ func TestTelemetry(t *testing.T) {
 	e.stats = engine.Stats{
 		ExchangesEmitted: 7, ExchangesIncomplete: 1, BodiesTruncated: 2, ParseErrors: 3, EventsRead: 100,
 		EventsLost: 4, BytesLost: 4096, BytesShed: 2048, StreamGaps: 5, ProbesAttached: 12, AttachErrors: 6,
-		ConnsTracked: 9, ConnsEvicted: 8, DiscoveryDropped: 10, ControlEventsLost: 11, BadRecords: 13,
+		ConnsTracked: 9, ConnsEvicted: 8, DiscoveryDropped: 10, ControlEventsLost: 11, BadRecords: 13, H2StreamsDropped: 14,
 	}
 	e.sink(testExchange(1, exchange.RoleClient, 200))
 	e.sink(testExchange(1, exchange.RoleClient, 200))
@@ -323,6 +323,7 @@ func TestTelemetry(t *testing.T) {
 	metadatatest.AssertEqualTlstapDiscoveryDropped(t, tt, dp(10), opts...)
 	metadatatest.AssertEqualTlstapControlEventsLost(t, tt, dp(11), opts...)
 	metadatatest.AssertEqualTlstapBadRecords(t, tt, dp(13), opts...)
+	metadatatest.AssertEqualTlstapH2StreamsDropped(t, tt, dp(14), opts...)
 
 	// The receive operations are reported through receiverhelper.ObsReport.
 	got, err := tt.GetMetric("otelcol_receiver_accepted_spans")

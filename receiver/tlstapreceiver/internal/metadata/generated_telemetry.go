@@ -41,6 +41,7 @@ type TelemetryBuilder struct {
 	TlstapEventsRead          metric.Int64ObservableCounter
 	TlstapExchangesEmitted    metric.Int64ObservableCounter
 	TlstapExchangesIncomplete metric.Int64ObservableCounter
+	TlstapH2StreamsDropped    metric.Int64ObservableCounter
 	TlstapParseErrors         metric.Int64ObservableCounter
 	TlstapProbesAttached      metric.Int64ObservableGauge
 	TlstapStreamGaps          metric.Int64ObservableCounter
@@ -252,6 +253,21 @@ func (builder *TelemetryBuilder) RegisterTlstapExchangesIncompleteCallback(cb me
 	return nil
 }
 
+// RegisterTlstapH2StreamsDroppedCallback sets callback for observable TlstapH2StreamsDropped metric.
+func (builder *TelemetryBuilder) RegisterTlstapH2StreamsDroppedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapH2StreamsDropped, obs: o})
+		return nil
+	}, builder.TlstapH2StreamsDropped)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 // RegisterTlstapParseErrorsCallback sets callback for observable TlstapParseErrors metric.
 func (builder *TelemetryBuilder) RegisterTlstapParseErrorsCallback(cb metric.Int64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
@@ -401,6 +417,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_tlstap_exchanges_incomplete",
 		metric.WithDescription("Emitted exchanges flagged incomplete because bytes were lost (gap or ring buffer loss). [Development]"),
 		metric.WithUnit("{exchange}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapH2StreamsDropped, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_h2_streams_dropped",
+		metric.WithDescription("HTTP/2 requests seen but not emitted because their header block could not be decoded (HPACK state lost with bytes the kernel could not deliver). [Development]"),
+		metric.WithUnit("{stream}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.TlstapParseErrors, err = builder.meter.Int64ObservableCounter(
