@@ -188,16 +188,16 @@ type notification struct {
 func (d *discoverer) initial() {
 	if d.cfg.probeEnabled(ProbeOpenSSL) {
 		for _, p := range systemLibSSL() {
-			id, err := statID(p)
+			ver, err := statVersion(p)
 			if err != nil {
 				continue
 			}
-			if _, err := d.kern.attachOpenSSL(p, id); err != nil {
+			if _, err := d.kern.attachOpenSSL(p, ver); err != nil {
 				d.stats.attachErrors.Add(1)
 				d.logger.Warn("cannot hook system libssl", zap.String("path", p), zap.Error(err))
 				continue
 			}
-			d.pinned[id] = true
+			d.pinned[ver.id] = true
 		}
 	}
 	pids, err := d.scan.PIDs()
@@ -248,12 +248,16 @@ func (d *discoverer) attachProcess(pid uint32) {
 		if t.Library != procscan.OpenSSL {
 			continue
 		}
-		id := fileID{dev: t.Key.Dev, ino: t.Key.Inode}
-		if d.kern.attached(id) {
+		ver, err := statVersion(t.Path)
+		if err != nil {
+			continue // the process (or its mount namespace) is gone
+		}
+		id := ver.id
+		if d.kern.current(ver) {
 			d.use(id, pid)
 			continue
 		}
-		n, err := d.kern.attachOpenSSL(t.Path, id)
+		n, err := d.kern.attachOpenSSL(t.Path, ver)
 		if err != nil {
 			d.attachFailed("cannot hook TLS library", pid, t.Path, err)
 			continue
@@ -341,7 +345,7 @@ func (d *discoverer) attachGo(pid uint32) {
 	if _, ok := d.notGo[ver]; ok {
 		return
 	}
-	if d.kern.attached(id) {
+	if d.kern.current(ver) {
 		d.use(id, pid)
 		return
 	}
@@ -364,7 +368,7 @@ func (d *discoverer) attachGo(pid uint32) {
 		d.logger.Warn("unknown Go version: using the nearest known struct layout", zap.Uint32("pid", pid),
 			zap.String("go", info.GoVersion), zap.String("layout", info.OffsetsFrom))
 	}
-	n, err := d.kern.attachGo(exe, id, info)
+	n, err := d.kern.attachGo(exe, ver, info)
 	if err != nil {
 		d.attachFailed("cannot hook Go crypto/tls", pid, exe, err)
 		return

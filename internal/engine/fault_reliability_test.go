@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
@@ -505,5 +506,70 @@ func TestShedBulkKeepsSmallCalls(t *testing.T) {
 		mib(shed), bulk>>20, st1.EventsLost-st0.EventsLost, small)
 	if shed == 0 || st1.BytesLost-st0.BytesLost < shed {
 		t.Errorf("shed %d bytes, lost %d: the flood was not shed and counted", shed, st1.BytesLost-st0.BytesLost)
+	}
+}
+
+// TestFaultBinaryRewrittenInPlace: a hooked Go executable is overwritten in
+// place (same inode) by a build with other code, then run again. Probes
+// placed for the old code would land inside the new code's instructions;
+// the engine notices the file changed (size, mtime), detaches them and
+// hooks the new code, which is captured exactly.
+func TestFaultBinaryRewrittenInPlace(t *testing.T) {
+	c, logs := startCaptureObserved(t, DefaultConfig())
+	files, _ := makeCert(t)
+	oldBin, newBin := goBinary(t, "go1.24.13", false), goBinary(t, "local", false)
+	dir := t.TempDir()
+	app := filepath.Join(dir, "app")
+	copyFile := func(from string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// O_TRUNC on the existing file: the inode stays, as with cp or a
+		// build tool writing in place.
+		f, err := os.OpenFile(app, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve := func(round int) {
+		port := freePort(t)
+		srv := background(t, dir, app, "server", fmt.Sprintf("127.0.0.1:%d", port), files.cert, files.key)
+		waitPort(t, port)
+		deadline := time.Now().Add(15 * time.Second)
+		for len(logs.FilterMessage("hooked Go crypto/tls").FilterField(zap.Uint32("pid", uint32(srv.Process.Pid))).All()) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: pid %d not hooked", round, srv.Process.Pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		target := fmt.Sprintf("/r/%d", 40+round)
+		_, out := run(t, "curl", "-sk", fmt.Sprintf("https://127.0.0.1:%d%s", port, target))
+		if string(out) != fmt.Sprintf("reply %d", 40+round) {
+			t.Fatalf("round %d: curl got %q", round, out)
+		}
+		ex := c.waitFor(t, srv.Process.Pid, target, 15*time.Second)
+		if ex.Role != exchange.RoleServer || ex.Response == nil || string(ex.Response.Body) != string(out) || ex.Flags != 0 || ex.Conn.Source != "go" {
+			t.Errorf("round %d: server side %+v flags %v source %s", round, ex.Response, ex.Flags.Names(), ex.Conn.Source)
+		}
+		srv.Process.Kill()
+		srv.Wait()
+	}
+	copyFile(oldBin)
+	id1, _ := statID(app)
+	serve(1)
+	copyFile(newBin)
+	if id2, _ := statID(app); id2 != id1 {
+		t.Fatalf("the rewrite changed the inode: %v -> %v", id1, id2)
+	}
+	serve(2)
+	if len(logs.FilterMessageSnippet("file changed in place").All()) == 0 {
+		t.Errorf("the rewrite was not noticed")
 	}
 }

@@ -187,11 +187,11 @@ func TestGoTLSWithoutFD(t *testing.T) {
 		t.Fatal(err)
 	}
 	info.Offsets.ConnConn += 1 << 20 // points nowhere useful
-	id, err := statID(bin)
+	ver, err := statVersion(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.eng.kern.attachGo(bin, id, info); err != nil {
+	if _, err := c.eng.kern.attachGo(bin, ver, info); err != nil {
 		t.Fatal(err)
 	}
 	port := freePort(t)

@@ -241,7 +241,8 @@ func callCap(maxBody int) uint32 {
 // every RET (never uretprobes on Go: moving stacks corrupt them). The
 // binary's struct layout goes into the go_layouts slot its probes carry as
 // attach cookie.
-func (k *kernel) attachGo(path string, id fileID, info goinfo.Info) (int, error) {
+func (k *kernel) attachGo(path string, ver fileVersion, info goinfo.Info) (int, error) {
+	id := ver.id
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if _, ok := k.uprobes[id]; ok {
@@ -290,6 +291,7 @@ func (k *kernel) attachGo(path string, id fileID, info goinfo.Info) (int, error)
 		}
 	}
 	h, errs := k.attachProbes(ex, probes)
+	h.ver = ver
 	if len(errs) > 0 {
 		// Half-attached Read would leak per-goroutine state: all or nothing.
 		closeLinks(h.links)
@@ -328,7 +330,8 @@ func goEntry(path string, entry uint64) uint64 {
 
 // attachOpenSSL hooks the OpenSSL build in the file at path. It is
 // idempotent per inode and returns how many probes it attached.
-func (k *kernel) attachOpenSSL(path string, id fileID) (int, error) {
+func (k *kernel) attachOpenSSL(path string, ver fileVersion) (int, error) {
+	id := ver.id
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if _, ok := k.uprobes[id]; ok {
@@ -348,6 +351,7 @@ func (k *kernel) attachOpenSSL(path string, id fileID) (int, error) {
 		return 0, fmt.Errorf("open %s: %w", path, err)
 	}
 	h, errs := k.attachProbes(ex, sslHooks(pts))
+	h.ver = ver
 	if h.probes == 0 {
 		return 0, fmt.Errorf("attach OpenSSL probes to %s: %w", path, errors.Join(append(errs, errors.New("no probe attached"))...))
 	}
@@ -372,6 +376,7 @@ type probe struct {
 type hooked struct {
 	links  []link.Link
 	probes int
+	ver    fileVersion // the file's content when its offsets were found
 }
 
 // attachProbes attaches probes to one executable. With uprobe_multi each
@@ -478,6 +483,26 @@ func pinFile(path string) (*os.File, string, error) {
 		return nil, "", err
 	}
 	return f, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), nil
+}
+
+// current reports whether the file is hooked for its content as it is
+// now. Probes on the same inode placed for other content — the file was
+// rewritten in place since — are detached first: their offsets point into
+// other code, where a breakpoint could land inside an instruction.
+func (k *kernel) current(ver fileVersion) bool {
+	k.mu.Lock()
+	h, ok := k.uprobes[ver.id]
+	k.mu.Unlock()
+	if !ok {
+		return false
+	}
+	if h.ver.size == ver.size && h.ver.mtimeNs == ver.mtimeNs {
+		return true
+	}
+	n := k.detach(ver.id)
+	k.logger.Info("file changed in place since it was hooked: probes detached, re-analysing",
+		zap.Uint64("inode", ver.id.ino), zap.Int64("size", ver.size), zap.Int("probes", n))
+	return false
 }
 
 func (k *kernel) attached(id fileID) bool {
