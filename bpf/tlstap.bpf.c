@@ -968,6 +968,18 @@ int BPF_KPROBE(ssl_free_enter, void *ssl)
 /* ---------------------------------------------------------------- processes */
 
 /* Raw tracepoints: only the current task is used, which both fire in. */
+/* kernfs_node.parent became __parent in Linux 6.15. */
+struct kernfs_node___pre615 {
+	struct kernfs_node *parent;
+} __attribute__((preserve_access_index));
+
+static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
+{
+	if (bpf_core_field_exists(kn->__parent))
+		return BPF_CORE_READ(kn, __parent);
+	return BPF_CORE_READ((struct kernfs_node___pre615 *)kn, parent);
+}
+
 /*
  * sched_process_exec(p, old_pid, bprm) fires in the new image once it is
  * set up: current->mm is the new mm, its argv already on the new stack.
@@ -1018,6 +1030,18 @@ int raw_sched_exec(struct bpf_raw_tracepoint_args *ctx)
 		e->args_len = len;
 	else
 		e->args_len = 0;
+
+	/* The default hierarchy's cgroup, walked up from the leaf. */
+	struct kernfs_node *kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+	for (int i = 0; i < EXEC_CGROUP_LEVELS; i++) {
+		e->cgroup[i][0] = 0;
+		if (!kn)
+			continue;
+		const char *name = BPF_CORE_READ(kn, name);
+		if (bpf_probe_read_kernel_str(e->cgroup[i], EXEC_CGROUP_NAME, name) < 0)
+			e->cgroup[i][0] = 0;
+		kn = kn_parent(kn);
+	}
 	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 	return 0;
 }

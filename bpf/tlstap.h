@@ -94,6 +94,8 @@ struct ctl_event {
  * process gone before user space reads the record still has an identity. */
 #define EXEC_PATH_MAX 256
 #define EXEC_ARGS_MAX 512
+#define EXEC_CGROUP_LEVELS 3 /* the cgroup v2 path's last elements, leaf first */
+#define EXEC_CGROUP_NAME 128
 struct exec_event {
 	struct ctl_event hdr;
 	__u32 ppid;
@@ -104,6 +106,10 @@ struct exec_event {
 	__u32 _pad;
 	char path[EXEC_PATH_MAX]; /* the file executed, as execve named it */
 	char args[EXEC_ARGS_MAX];
+	/* Names of the process's cgroup (v2) and its parents, leaf first,
+	 * NUL-terminated; an empty name ends the list. Container runtimes
+	 * name the leaf (or a parent) after the container. */
+	char cgroup[EXEC_CGROUP_LEVELS][EXEC_CGROUP_NAME];
 };
 
 /* Go crypto/tls: where the socket fd sits, per instrumented binary (the

@@ -88,6 +88,7 @@ type tlstapExecEvent struct {
 	Pad           uint32
 	Path          [256]int8
 	Args          [512]int8
+	Cgroup        [3][128]int8
 }
 
 type tlstapGoCall struct {

@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -28,6 +31,9 @@ var (
 	execALen  = int(unsafe.Offsetof(tlsbpf.ExecEvent{}.ArgsLen))
 	execPath  = int(unsafe.Offsetof(tlsbpf.ExecEvent{}.Path))
 	execArgs  = int(unsafe.Offsetof(tlsbpf.ExecEvent{}.Args))
+	execCg    = int(unsafe.Offsetof(tlsbpf.ExecEvent{}.Cgroup))
+	cgLevels  = len(tlsbpf.ExecEvent{}.Cgroup)
+	cgName    = len(tlsbpf.ExecEvent{}.Cgroup[0])
 )
 
 var errShortRecord = errors.New("short ring buffer record")
@@ -82,7 +88,7 @@ func decodeRecord(b []byte, r *record) error {
 			return errShortRecord
 		}
 		plen := min(int(le.Uint16(b[execPLen:])), execArgs-execPath)
-		alen := min(int(le.Uint16(b[execALen:])), execSize-execArgs)
+		alen := min(int(le.Uint16(b[execALen:])), execCg-execArgs)
 		r.exec = procscan.Exec{
 			PID:           int(r.tgid),
 			PPID:          int(le.Uint32(b[execPPID:])),
@@ -90,6 +96,7 @@ func decodeRecord(b []byte, r *record) error {
 			StartBoottime: time.Duration(le.Uint64(b[execStart:])),
 			Path:          string(b[execPath : execPath+plen]),
 			Args:          b[execArgs : execArgs+alen],
+			CgroupPath:    cgroupPath(b[execCg : execCg+cgLevels*cgName]),
 		}
 		r.execOK = true
 		return nil
@@ -121,4 +128,23 @@ func decodeRecord(b []byte, r *record) error {
 	}
 	r.payload = b[dataHdrSize : dataHdrSize+int(r.capLen)]
 	return nil
+}
+
+// cgroupPath joins the exec record's cgroup names (leaf first, an empty
+// name ends them) into a path from the outermost name captured.
+func cgroupPath(b []byte) string {
+	var names []string
+	for i := 0; i < cgLevels; i++ {
+		slot := b[i*cgName : (i+1)*cgName]
+		n := bytes.IndexByte(slot, 0)
+		if n <= 0 {
+			break
+		}
+		names = append(names, string(slot[:n]))
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	slices.Reverse(names)
+	return "/" + strings.Join(names, "/")
 }

@@ -840,18 +840,50 @@ func TestSecurityLocalEndpoints(t *testing.T) {
 	}
 }
 
+// cgroup2Root returns where the cgroup v2 hierarchy is mounted.
+func cgroup2Root(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		// ... mount-point ... - fstype source options
+		pre, post, ok := strings.Cut(line, " - ")
+		if f := strings.Fields(pre); ok && len(f) > 4 && strings.HasPrefix(post, "cgroup2 ") {
+			return f[4]
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no cgroup v2 hierarchy mounted")
+	}
+	t.Skip("no cgroup v2 hierarchy mounted")
+	return ""
+}
+
 // TestExecIdentityAfterExit: a client that has exited, and left /proc,
 // before the engine reads its exec record is still named — from what the
-// kernel put in the record: executable, arguments, parent, owner, start.
+// kernel put in the record: executable, arguments, parent, owner, start,
+// and the container its cgroup is named after.
 func TestExecIdentityAfterExit(t *testing.T) {
 	st := stalledCapture(t, DefaultConfig())
 	curl, err := exec.LookPath("curl")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A cgroup named the way docker names a container's (systemd driver).
+	const container = "7c0ffee5a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c"
+	parent := filepath.Join(cgroup2Root(t), fmt.Sprintf("tlstap-test-%d", os.Getpid()))
+	cg := filepath.Join(parent, "docker-"+container+".scope")
+	if err := os.MkdirAll(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(cg); os.Remove(parent) })
 	before := time.Now()
 	args := []string{"curl", "-s", "-H", "X-Who: gone", st.url("/hello")}
-	pid, out := run(t, curl, args[1:]...)
+	// sh moves itself into the cgroup, then becomes curl (same pid).
+	script := fmt.Sprintf(`echo $$ > %s/cgroup.procs && exec "$0" "$@"`, cg)
+	pid, out := run(t, "sh", append([]string{"-c", script, curl}, args[1:]...)...)
 	if string(out) != "hello world\n" {
 		t.Fatalf("curl got %q", out)
 	}
@@ -863,8 +895,8 @@ func TestExecIdentityAfterExit(t *testing.T) {
 	p := ex.Process
 	args[0] = curl // argv[0] as exec.Command passes it
 	if p.PID != pid || p.PPID != os.Getpid() || p.ExePath != curl || p.ExeName != "curl" ||
-		!slices.Equal(p.CommandArgs, args) || p.Owner != "root" {
-		t.Errorf("identity of an exited client: %+v\nwant pid %d, ppid %d, %s, args %q, root", p, pid, os.Getpid(), curl, args)
+		!slices.Equal(p.CommandArgs, args) || p.Owner != "root" || p.ContainerID != container {
+		t.Errorf("identity of an exited client: %+v\nwant pid %d, ppid %d, %s, args %q, root, container %s", p, pid, os.Getpid(), curl, args, container)
 	}
 	// Creation time: whole clock ticks, as /proc gives it.
 	if p.CreationTime.Before(before.Add(-time.Second)) || p.CreationTime.After(time.Now()) {

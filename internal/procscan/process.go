@@ -78,11 +78,14 @@ type Exec struct {
 	StartBoottime time.Duration // task start since boot, as /proc/<pid>/stat counts it
 	Path          string        // the file executed, as execve named it
 	Args          []byte        // NUL-separated argv, possibly cut
+	CgroupPath    string        // the cgroup v2 path's last elements, "" when unknown
 }
 
 // FromExec builds a process identity from an exec record, the way Process
 // would have read it from /proc: the creation time is rounded down to
-// clock ticks so both give the same value. The container is unknown.
+// clock ticks so both give the same value. The container comes from the
+// cgroup v2 path only (a runtime that places containers in v1 hierarchies
+// alone is not recognised).
 func (s *Scanner) FromExec(e Exec) (exchange.Process, error) {
 	bt, err := s.bootTime()
 	if err != nil {
@@ -98,6 +101,9 @@ func (s *Scanner) FromExec(e Exec) (exchange.Process, error) {
 		CommandArgs:  splitCmdline(e.Args),
 		Owner:        s.userName(e.UID),
 		CreationTime: bt.Add(ticksToDuration(ticks, hz)),
+	}
+	if e.CgroupPath != "" {
+		p.ContainerID = containerIDFromPath(e.CgroupPath)
 	}
 	if e.Path != "" {
 		p.ExeName = filepath.Base(e.Path)

@@ -286,4 +286,13 @@ func TestFromExecMatchesProcess(t *testing.T) {
 	if got.ExeName != "curl" || !reflect.DeepEqual(got.CommandArgs, []string{"curl", "-s", "http://exa"}) {
 		t.Errorf("cut args: %+v", got)
 	}
+	// The container comes from the cgroup v2 path the record carries.
+	const id = "4f1c0a5e2b7d9c3e8a6f1b0d2c4e6a8b9d7f5e3c1a2b4d6f8e0c9a7b5d3f1e2c"
+	got, _ = s.FromExec(Exec{PID: 1, CgroupPath: "/system.slice/docker-" + id + ".scope"})
+	if got.ContainerID != id {
+		t.Errorf("container from the exec record's cgroup: %q, want %q", got.ContainerID, id)
+	}
+	if got, _ = s.FromExec(Exec{PID: 1, CgroupPath: "/user.slice/session-3.scope"}); got.ContainerID != "" {
+		t.Errorf("container %q found in a session cgroup", got.ContainerID)
+	}
 }
