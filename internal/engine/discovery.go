@@ -65,8 +65,14 @@ func (c *procCache) exec(r *record) {
 	if !r.execOK {
 		return
 	}
+	if ok {
+		// The usual case: /proc describes this very process.
+		if created, err := c.scan.CreationTime(r.exec.StartBoottime); err != nil || info.CreationTime.Equal(created) {
+			return
+		}
+	}
 	fromKernel, err := c.scan.FromExec(r.exec)
-	if err != nil || (ok && info.CreationTime.Equal(fromKernel.CreationTime)) {
+	if err != nil {
 		return
 	}
 	if c.redactArgs != nil {

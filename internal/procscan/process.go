@@ -87,20 +87,17 @@ type Exec struct {
 // cgroup v2 path only (a runtime that places containers in v1 hierarchies
 // alone is not recognised).
 func (s *Scanner) FromExec(e Exec) (exchange.Process, error) {
-	bt, err := s.bootTime()
+	created, err := s.CreationTime(e.StartBoottime)
 	if err != nil {
 		return exchange.Process{PID: e.PID}, err
 	}
-	hz := s.clockTicks()
-	ns, sec := uint64(e.StartBoottime), uint64(time.Second)
-	ticks := ns/sec*hz + ns%sec*hz/sec
 	p := exchange.Process{
 		PID:          e.PID,
 		PPID:         e.PPID,
 		ExePath:      e.Path,
 		CommandArgs:  splitCmdline(e.Args),
 		Owner:        s.userName(e.UID),
-		CreationTime: bt.Add(ticksToDuration(ticks, hz)),
+		CreationTime: created,
 	}
 	if e.CgroupPath != "" {
 		p.ContainerID = containerIDFromPath(e.CgroupPath)
@@ -109,6 +106,20 @@ func (s *Scanner) FromExec(e Exec) (exchange.Process, error) {
 		p.ExeName = filepath.Base(e.Path)
 	}
 	return p, nil
+}
+
+// CreationTime is the creation time Process reports for a task that
+// started startBoottime after boot: rounded down to clock ticks, as
+// /proc/<pid>/stat counts them.
+func (s *Scanner) CreationTime(startBoottime time.Duration) (time.Time, error) {
+	bt, err := s.bootTime()
+	if err != nil {
+		return time.Time{}, err
+	}
+	hz := s.clockTicks()
+	ns, sec := uint64(startBoottime), uint64(time.Second)
+	ticks := ns/sec*hz + ns%sec*hz/sec
+	return bt.Add(ticksToDuration(ticks, hz)), nil
 }
 
 // pathInRoot turns a path the kernel printed relative to the agent's root
