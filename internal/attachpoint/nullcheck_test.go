@@ -41,36 +41,36 @@ func TestNullCheckBranch(t *testing.T) {
 	}
 }
 
-// On the host's libssl3, the SSL_free probe lands either on the entry or on
-// a conditional jump right after a test of rdi.
+// On the host's libssl3, the SSL_free probe lands on the conditional jump
+// right after a leading test of rdi when SSL_free starts that way, and on
+// the entry otherwise.
 func TestFindOpenSSLFree(t *testing.T) {
-	lib := "/usr/lib/x86_64-linux-gnu/libssl.so.3"
-	if _, err := os.Stat(lib); err != nil {
-		t.Skip("no libssl3")
-	}
-	got, err := FindOpenSSL(lib)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lib, got := systemLibSSL3(t)
 	entry := got.Symbols["SSL_free"]
 	if entry == 0 || got.Free == 0 {
 		t.Fatalf("SSL_free %#x, probe %#x", entry, got.Free)
-	}
-	if got.Free == entry {
-		t.Logf("SSL_free probed at its entry")
-		return
 	}
 	b, err := os.ReadFile(lib)
 	if err != nil {
 		t.Fatal(err)
 	}
 	first, err := x86asm.Decode(b[entry:], 64)
-	if err != nil || first.Op != x86asm.TEST || entry+uint64(first.Len) != got.Free {
-		t.Fatalf("SSL_free starts with %v (%v); probe at +%d", first, err, got.Free-entry)
+	if err != nil {
+		t.Fatal(err)
 	}
-	br, err := x86asm.Decode(b[got.Free:], 64)
-	if err != nil || br.Op != x86asm.JE {
-		t.Fatalf("probe on %v (%v), want je", br, err)
+	next, err := x86asm.Decode(b[entry+uint64(first.Len):], 64)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("SSL_free probed on %v at +%d", br, got.Free-entry)
+	if first.Op != x86asm.TEST || first.Args[0] != x86asm.RDI || next.Op != x86asm.JE {
+		if got.Free != entry {
+			t.Fatalf("SSL_free starts with %v; %v, probe at +%d, want its entry", first, next, got.Free-entry)
+		}
+		t.Logf("SSL_free probed at its entry (%v)", first)
+		return
+	}
+	if want := entry + uint64(first.Len); got.Free != want {
+		t.Fatalf("SSL_free starts with %v; %v: probe at +%d, want the je at +%d", first, next, got.Free-entry, want-entry)
+	}
+	t.Logf("SSL_free probed on %v at +%d", next, got.Free-entry)
 }

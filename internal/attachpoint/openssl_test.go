@@ -50,7 +50,9 @@ func TestFindOpenSSLNode(t *testing.T) {
 	}
 }
 
-func TestFindOpenSSLSystemLib(t *testing.T) {
+// systemLibSSL3 analyses the host's libssl3.
+func systemLibSSL3(t *testing.T) (string, OpenSSL) {
+	t.Helper()
 	lib := "/usr/lib/x86_64-linux-gnu/libssl.so.3"
 	if _, err := os.Stat(lib); err != nil {
 		t.Skip("no libssl3")
@@ -59,6 +61,11 @@ func TestFindOpenSSLSystemLib(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return lib, got
+}
+
+func TestFindOpenSSLSystemLib(t *testing.T) {
+	lib, got := systemLibSSL3(t)
 	for _, name := range publicSymbols {
 		if got.Symbols[name] == 0 {
 			t.Errorf("symbol %s not found", name)
