@@ -195,19 +195,22 @@ func startCollector(bin, dir, name, kind string, metricsPort int) (*collector, e
 		benchExes = "nginx, wrk, loadgen, sslloop, goloop"
 		noExe     = "tlstap-bench-matches-nothing"
 	)
+	withReceiver := func(extra, extraName, probes, exes string) string {
+		return fmt.Sprintf(collectorWithReceiver, metricsPort, extra, extraName, "pprof", pprofPort, probes, exes)
+	}
 	switch kind {
 	case "tlstap":
-		conf = fmt.Sprintf(collectorWithReceiver, metricsPort, "", "", "pprof", pprofPort, allProbes, benchExes)
+		conf = withReceiver("", "", allProbes, benchExes)
 	case "tlstap+otlp":
-		conf = fmt.Sprintf(collectorWithReceiver, metricsPort, otlp, ", otlp", "pprof", pprofPort, allProbes, benchExes)
+		conf = withReceiver(otlp, ", otlp", allProbes, benchExes)
 	case "floor-syscalls":
 		// The syscall tracepoints only, every process filtered out in the
 		// kernel: what tracing syscalls costs before any work is done.
-		conf = fmt.Sprintf(collectorWithReceiver, metricsPort, "", "", "pprof", pprofPort, "", noExe)
+		conf = withReceiver("", "", "", noExe)
 	case "floor-probes":
 		// Every probe attached, every process filtered out in the kernel:
 		// the traps and program entries alone.
-		conf = fmt.Sprintf(collectorWithReceiver, metricsPort, "", "", "pprof", pprofPort, allProbes, noExe)
+		conf = withReceiver("", "", allProbes, noExe)
 	case "otlp":
 		conf = fmt.Sprintf(collectorWithout, metricsPort, otlp, "", "")
 		pprofPort = 0

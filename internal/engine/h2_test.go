@@ -25,12 +25,7 @@ import (
 // crypto/tls, one exchange per stream on both.
 func TestHTTP2CurlToGoServer(t *testing.T) {
 	c := startCapture(t, DefaultConfig())
-	files, _ := makeCert(t)
-	bin := goBinary(t, "local", false)
-	port := freePort(t)
-	server := background(t, t.TempDir(), bin, "h2server", fmt.Sprintf("127.0.0.1:%d", port), files.cert, files.key)
-	waitPort(t, port)
-	c.waitHooked(t, bin)
+	server, port := startH2Server(t, c)
 
 	const n = 25
 	args := []string{"-sk", "--http2", "--parallel", "--parallel-max", strconv.Itoa(n), "-H", "X-H2: yes"}
@@ -61,6 +56,19 @@ func TestHTTP2CurlToGoServer(t *testing.T) {
 			}
 		}
 	}
+}
+
+// startH2Server runs the Go test program's HTTP/2 TLS server (/r/N
+// answers "reply N") and waits until c has hooked it.
+func startH2Server(t *testing.T, c *capture) (*exec.Cmd, int) {
+	t.Helper()
+	files, _ := makeCert(t)
+	bin := goBinary(t, "local", false)
+	port := freePort(t)
+	server := background(t, t.TempDir(), bin, "h2server", fmt.Sprintf("127.0.0.1:%d", port), files.cert, files.key)
+	waitPort(t, port)
+	c.waitHooked(t, bin)
+	return server, port
 }
 
 func targetNum(ex *exchange.Exchange) int {
@@ -251,12 +259,7 @@ func TestHTTP2UnderLoss(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.RingBufferSize = 16 << 10
 	c := startCapture(t, cfg)
-	files, _ := makeCert(t)
-	bin := goBinary(t, "local", false)
-	port := freePort(t)
-	server := background(t, t.TempDir(), bin, "h2server", fmt.Sprintf("127.0.0.1:%d", port), files.cert, files.key)
-	waitPort(t, port)
-	c.waitHooked(t, bin)
+	server, port := startH2Server(t, c)
 
 	streams := func(from, to int) []string {
 		args := []string{"-sk", "--http2", "--parallel", "--parallel-max", "100"}

@@ -26,16 +26,7 @@ func TestCopyCallToolchains(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				plainPath := build(t, variant{toolchain: tc, prog: "tlsprog", pie: pie, trimpath: pie})
-				strippedPath := build(t, variant{toolchain: tc, prog: "tlsprog", pie: pie, trimpath: pie, strip: true})
-				plain, err := Inspect(plainPath)
-				if err != nil {
-					t.Fatal(err)
-				}
-				stripped, err := Inspect(strippedPath)
-				if err != nil {
-					t.Fatal(err)
-				}
+				plainPath, strippedPath, plain, stripped := inspectPair(t, pair{toolchain: tc, pie: pie, trimpath: pie})
 				minor, _ := GoMinor(plain.GoVersion)
 				if minor < 21 {
 					for _, in := range []Info{plain, stripped} {

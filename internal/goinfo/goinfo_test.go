@@ -49,18 +49,22 @@ func TestMatrix(t *testing.T) {
 	}
 }
 
-func checkPair(t *testing.T, p pair) {
-	plainPath := build(t, p.variant(false))
-	strippedPath := build(t, p.variant(true))
+// inspectPair builds p plain and stripped and inspects both.
+func inspectPair(t *testing.T, p pair) (plainPath, strippedPath string, plain, stripped Info) {
+	t.Helper()
+	plainPath, strippedPath = build(t, p.variant(false)), build(t, p.variant(true))
+	var err error
+	if plain, err = Inspect(plainPath); err != nil {
+		t.Fatal(err)
+	}
+	if stripped, err = Inspect(strippedPath); err != nil {
+		t.Fatal(err)
+	}
+	return plainPath, strippedPath, plain, stripped
+}
 
-	plain, err := Inspect(plainPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stripped, err := Inspect(strippedPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+func checkPair(t *testing.T, p pair) {
+	plainPath, strippedPath, plain, stripped := inspectPair(t, p)
 	t.Logf("%s: Read %#x (+%d, %d returns) Write %#x (+%d, %d returns) offsets %+v from %s / %s",
 		stripped.GoVersion, stripped.Read.Entry, stripped.Read.Size, len(stripped.Read.Returns),
 		stripped.Write.Entry, stripped.Write.Size, len(stripped.Write.Returns),
