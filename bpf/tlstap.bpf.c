@@ -525,6 +525,9 @@ static __always_inline void emit_data(struct emit_ctx *c, __u64 buf, __u32 iovcn
 
 /* ---------------------------------------------------------------- sockets */
 
+/* Java records (java.h): a write on a JVM's registered record fd. */
+static __always_inline int java_write(__u64 pid_tgid, __s32 fd, __u64 buf);
+
 static __always_inline int io_enter(__s32 fd, __u64 buf, __u32 iovcnt, __u8 dir, __u8 is_iov)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -539,7 +542,9 @@ static __always_inline int io_enter(__s32 fd, __u64 buf, __u32 iovcnt, __u8 dir,
 		return 0;
 	}
 	struct conn *c = conn_get(pid_tgid >> 32, fd);
-	if (!c || c->kind == K_IGNORE)
+	if (!c) /* not a socket: maybe a JVM's record fd (sockets never pay the lookup) */
+		return dir == DIR_EGRESS && !is_iov ? java_write(pid_tgid, fd, buf) : 0;
+	if (c->kind == K_IGNORE)
 		return 0;
 	struct io_args a = { .buf = buf, .fd = fd, .iovcnt = iovcnt, .dir = dir, .is_iov = is_iov };
 	bpf_map_update_elem(&io_calls, &pid_tgid, &a, BPF_ANY);
@@ -964,6 +969,10 @@ int BPF_KPROBE(ssl_free_enter, void *ssl)
 {
 	return ssl_gone((__u64)ssl);
 }
+
+/* ---------------------------------------------------------------- Java */
+
+#include "java.h"
 
 /* ---------------------------------------------------------------- processes */
 

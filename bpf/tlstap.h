@@ -16,6 +16,7 @@ enum source {
 	SRC_SOCKET = 1,  /* read/write-family syscalls on a plain socket */
 	SRC_OPENSSL = 2, /* SSL_read/SSL_write uprobes */
 	SRC_GOTLS = 3,   /* Go crypto/tls.(*Conn).Read/Write uprobes */
+	SRC_JAVA = 4,    /* records of tlstap's agent in a JVM (JSSE), see java.h */
 };
 
 /* data_event.flags */

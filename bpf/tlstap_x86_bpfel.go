@@ -167,6 +167,7 @@ const (
 	tlstapMapGoReads           = "go_reads"
 	tlstapMapIdGen             = "id_gen"
 	tlstapMapIoCalls           = "io_calls"
+	tlstapMapJavaFds           = "java_fds"
 	tlstapMapMmapCalls         = "mmap_calls"
 	tlstapMapScratch           = "scratch"
 	tlstapMapSkipTgids         = "skip_tgids"
@@ -274,6 +275,7 @@ type tlstapMapSpecs struct {
 	GoReads   *ebpf.MapSpec `ebpf:"go_reads"`
 	IdGen     *ebpf.MapSpec `ebpf:"id_gen"`
 	IoCalls   *ebpf.MapSpec `ebpf:"io_calls"`
+	JavaFds   *ebpf.MapSpec `ebpf:"java_fds"`
 	MmapCalls *ebpf.MapSpec `ebpf:"mmap_calls"`
 	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
 	SkipTgids *ebpf.MapSpec `ebpf:"skip_tgids"`
@@ -323,6 +325,7 @@ type tlstapMaps struct {
 	GoReads   *ebpf.Map `ebpf:"go_reads"`
 	IdGen     *ebpf.Map `ebpf:"id_gen"`
 	IoCalls   *ebpf.Map `ebpf:"io_calls"`
+	JavaFds   *ebpf.Map `ebpf:"java_fds"`
 	MmapCalls *ebpf.Map `ebpf:"mmap_calls"`
 	Scratch   *ebpf.Map `ebpf:"scratch"`
 	SkipTgids *ebpf.Map `ebpf:"skip_tgids"`
@@ -339,6 +342,7 @@ func (m *tlstapMaps) Close() error {
 		m.GoReads,
 		m.IdGen,
 		m.IoCalls,
+		m.JavaFds,
 		m.MmapCalls,
 		m.Scratch,
 		m.SkipTgids,

@@ -127,6 +127,7 @@ type discoverer struct {
 	work   chan notification
 	goBins *goinfo.Cache
 	policy *policy.Policy
+	java   *javaAttacher // nil unless the java probe is selected
 	// notGo remembers executables that are not Go TLS programs, so the
 	// exec of a shell or coreutil costs one stat. Keyed by file version:
 	// an inode number is reused once its file is deleted (test and build
@@ -237,6 +238,9 @@ func (d *discoverer) identify(pid uint32) {
 }
 
 func (d *discoverer) attachProcess(pid uint32) {
+	if d.java != nil {
+		d.java.consider(pid)
+	}
 	if d.cfg.probeEnabled(ProbeGo) {
 		d.attachGo(pid)
 	}
@@ -294,6 +298,9 @@ func (d *discoverer) run(ctx context.Context) {
 			if n.exit {
 				delete(pending, n.pid)
 				d.release(n.pid, time.Now())
+				if d.java != nil {
+					d.java.exited(n.pid)
+				}
 				continue
 			}
 			if n.exec {

@@ -66,6 +66,7 @@ type Engine struct {
 	wg      sync.WaitGroup
 	monoOff int64 // wall clock ns minus kernel monotonic ns
 	started atomic.Bool
+	java    *javaAttacher // nil unless the java probe is selected
 }
 
 // counters are the engine's own; kernel-side loss is read from the stats map.
@@ -74,6 +75,7 @@ type counters struct {
 	eventsRead, streamGaps, badRecords            atomic.Uint64
 	attachErrors, connsEvicted, discoveryDropped  atomic.Uint64
 	h2Dropped                                     atomic.Uint64
+	javaAttached, javaFailed                      atomic.Uint64
 	conns                                         atomic.Int64
 }
 
@@ -127,6 +129,10 @@ func (e *Engine) Start(ctx context.Context) error {
 		work: make(chan notification, discoveryCap), goBins: goinfo.NewCache(), notGo: map[fileVersion]struct{}{},
 		releaseAfter: e.probeRelease, users: map[fileID]map[uint32]struct{}{}, byPID: map[uint32][]fileID{},
 		pinned: map[fileID]bool{}, idleSince: map[fileID]time.Time{}}
+	if e.cfg.probeEnabled(ProbeJava) {
+		disc.java = newJavaAttacher(e.logger, kern, &e.stats, e.cfg.JavaAgentDir)
+		e.java = disc.java
+	}
 	disc.initial()
 	// The first scan reads the symbol tables of every Go executable on the
 	// host (tens of MB for large binaries), garbage once analysed, which the
@@ -238,7 +244,7 @@ func (e *Engine) emit(s *stream, ex *exchange.Exchange, procs *procCache) {
 		ID:     s.id,
 		Local:  s.local,
 		Remote: s.remote,
-		TLS:    s.source == tlsbpf.SrcOpenSSL || s.source == tlsbpf.SrcGoTLS,
+		TLS:    s.source == tlsbpf.SrcOpenSSL || s.source == tlsbpf.SrcGoTLS || s.source == tlsbpf.SrcJava,
 		Source: sourceName(s.source),
 	}
 	var first, last int64
@@ -277,6 +283,8 @@ func sourceName(src uint8) string {
 		return ProbeOpenSSL
 	case tlsbpf.SrcGoTLS:
 		return ProbeGo
+	case tlsbpf.SrcJava:
+		return ProbeJava
 	case tlsbpf.SrcSocket:
 		return "socket"
 	}
@@ -301,6 +309,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	// Stop the goroutines first (the discoverer may be attaching; the
 	// pipeline drains and flushes every stream), then detach and free.
 	t0 := time.Now()
+	if e.java != nil {
+		// First: the JVMs' hooks go inert while the kernel side still runs.
+		e.java.stop(ctx)
+	}
 	e.cancel()
 	rerr := e.reader.Close()
 	done := make(chan struct{})
@@ -343,6 +355,8 @@ func (e *Engine) Stats() Stats {
 		DiscoveryDropped:    e.stats.discoveryDropped.Load(),
 		BadRecords:          e.stats.badRecords.Load(),
 		H2StreamsDropped:    e.stats.h2Dropped.Load(),
+		JVMsAttached:        e.stats.javaAttached.Load(),
+		JVMAttachFailed:     e.stats.javaFailed.Load(),
 		Policy:              e.policy.Stats(),
 	}
 	e.kernMu.Lock()

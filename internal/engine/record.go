@@ -56,10 +56,13 @@ type record struct {
 	ssl    uint64
 	// lost: per direction, the end of the bytes the kernel failed to
 	// send (0: none).
-	lost    [2]uint64
-	local   netip.AddrPort
-	remote  netip.AddrPort
-	payload []byte
+	lost   [2]uint64
+	local  netip.AddrPort
+	remote netip.AddrPort
+	// peerPort is the record's remote port even when its address is
+	// unknown (Java SSLEngine records know only the peer's port).
+	peerPort uint16
+	payload  []byte
 	// exec: exec records only (execOK), path and args alias the sample.
 	exec   procscan.Exec
 	execOK bool
@@ -81,7 +84,7 @@ func decodeRecord(b []byte, r *record) error {
 	r.ts = int64(le.Uint64(b[16:]))
 	r.connID = le.Uint64(b[24:])
 	r.payload = nil
-	r.local, r.remote = netip.AddrPort{}, netip.AddrPort{}
+	r.local, r.remote, r.peerPort = netip.AddrPort{}, netip.AddrPort{}, 0
 	r.execOK = false
 	if r.typ == tlsbpf.EvExec {
 		if len(b) < execSize {
@@ -114,6 +117,7 @@ func decodeRecord(b []byte, r *record) error {
 	// struct conn_addr at 56: family, lport, rport, pad, laddr[16], raddr[16]
 	family := le.Uint16(b[56:])
 	lport, rport := le.Uint16(b[58:]), le.Uint16(b[60:])
+	r.peerPort = rport
 	switch family {
 	case 2: // AF_INET
 		r.local = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[64:68])), lport)

@@ -22,5 +22,7 @@ type Stats struct {
 	ControlEventsLost   uint64       // exec/exit/close/mmap records the ring buffer could not take
 	BadRecords          uint64       // ring buffer records that did not decode
 	H2StreamsDropped    uint64       // HTTP/2 requests seen but not emitted: header block undecodable after a loss
+	JVMsAttached        uint64       // JVMs whose agent feeds the engine now
+	JVMAttachFailed     uint64       // JVMs the agent could not be loaded into (also in AttachErrors)
 	Policy              policy.Stats // filtered, sampled out, redactions applied
 }
