@@ -160,6 +160,7 @@ func (e *Engine) pipeline(ctx context.Context, disc *discoverer, procs *procCach
 	})
 	var rec ringbuf.Record
 	var r record
+	jaddrs := newJavaAddrs("/proc")
 	lastSweep := time.Now()
 	// The kernel submits data records without waking this reader (see
 	// data_wakeup in the eBPF program): it polls, every pollMin while
@@ -188,6 +189,13 @@ func (e *Engine) pipeline(ctx context.Context, disc *discoverer, procs *procCach
 			if derr := decodeRecord(rec.RawSample, &r); derr != nil {
 				e.stats.badRecords.Add(1)
 			} else {
+				if r.source == tlsbpf.SrcJava {
+					if r.typ == tlsbpf.EvData && r.local.Port() == 0 {
+						jaddrs.fill(&r)
+					} else if r.typ == tlsbpf.EvClose {
+						jaddrs.forget(r.connID)
+					}
+				}
 				e.handle(tr, disc, procs, &r)
 			}
 			if n%1024 == 0 {
