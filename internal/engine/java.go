@@ -29,7 +29,6 @@ import (
 
 const (
 	agentJar = "tlstap-agent.jar"
-	hookJar  = "tlstap-hook.jar"
 	// jvmReadyWait bounds how long a starting JVM is waited for (its
 	// signal dispatcher must run before it may be signalled).
 	jvmReadyWait = 30 * time.Second
@@ -47,8 +46,7 @@ type jvmState struct {
 	target jvmattach.Target
 	done   bool   // attach finished (attached or failed)
 	fd     int    // registered record fd, -1 when not attached
-	jar    string // the jars and status file as the JVM sees them
-	hook   string
+	jar    string // the agent jar and status file as the JVM sees them
 	status string
 }
 
@@ -87,10 +85,8 @@ func newJavaAttacher(logger *zap.Logger, kern *kernel, stats *counters, dir stri
 }
 
 func (a *javaAttacher) checkJars() error {
-	for _, j := range []string{agentJar, hookJar} {
-		if _, err := os.Stat(filepath.Join(a.dir, j)); err != nil {
-			return fmt.Errorf("find %s: %w", j, err)
-		}
+	if _, err := os.Stat(filepath.Join(a.dir, agentJar)); err != nil {
+		return fmt.Errorf("find %s: %w", agentJar, err)
 	}
 	return nil
 }
@@ -206,7 +202,7 @@ func (a *javaAttacher) attach(pid uint32, st *jvmState) error {
 	_ = os.Remove(statusHost)
 	ctx, cancel := context.WithTimeout(a.ctx, jvmAttachTimeout)
 	defer cancel()
-	if err := jvmattach.LoadAgent(ctx, a.proc, t, st.jar, "start,"+st.hook+","+st.status); err != nil {
+	if err := jvmattach.LoadAgent(ctx, a.proc, t, st.jar, "start,"+st.status); err != nil {
 		return err
 	}
 	status, err := readAgentStatus(statusHost, t.UID)
@@ -233,13 +229,13 @@ func (a *javaAttacher) attach(pid uint32, st *jvmState) error {
 	return nil
 }
 
-// placeJars makes the jars readable by the JVM: in place when it shares
-// our mount namespace, else copied into its /tmp.
+// placeJars makes the agent jar readable by the JVM: in place when it
+// shares our mount namespace, else copied into its /tmp.
 func (a *javaAttacher) placeJars(t jvmattach.Target, st *jvmState) error {
 	st.status = fmt.Sprintf("/tmp/.tlstap-java-%d", t.NSPID)
 	ns, _ := os.Readlink(fmt.Sprintf("%s/%d/ns/mnt", a.proc, t.PID))
 	if ns != "" && ns == a.selfNS {
-		st.jar, st.hook = filepath.Join(a.dir, agentJar), filepath.Join(a.dir, hookJar)
+		st.jar = filepath.Join(a.dir, agentJar)
 		return nil
 	}
 	dir, err := os.MkdirTemp(filepath.Join(t.Root, "tmp"), "tlstap-java-")
@@ -249,13 +245,10 @@ func (a *javaAttacher) placeJars(t jvmattach.Target, st *jvmState) error {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return fmt.Errorf("copy java agent: %w", err)
 	}
-	for _, j := range []string{agentJar, hookJar} {
-		if err := copyJar(filepath.Join(a.dir, j), filepath.Join(dir, j)); err != nil {
-			return fmt.Errorf("copy java agent: %w", err)
-		}
+	if err := copyJar(filepath.Join(a.dir, agentJar), filepath.Join(dir, agentJar)); err != nil {
+		return fmt.Errorf("copy java agent: %w", err)
 	}
-	rel := "/tmp/" + filepath.Base(dir)
-	st.jar, st.hook = rel+"/"+agentJar, rel+"/"+hookJar
+	st.jar = "/tmp/" + filepath.Base(dir) + "/" + agentJar
 	return nil
 }
 
@@ -345,7 +338,7 @@ func (a *javaAttacher) stop(ctx context.Context) {
 			if procStart(a.proc, pids[i]) != st.start {
 				return
 			}
-			if err := jvmattach.LoadAgent(c, a.proc, st.target, st.jar, "stop,"+st.hook+","+st.status); err != nil {
+			if err := jvmattach.LoadAgent(c, a.proc, st.target, st.jar, "stop,"+st.status); err != nil {
 				a.logger.Warn("cannot stop the agent in a JVM (its records go to /dev/null, unread)", zap.Uint32("pid", pids[i]), zap.Error(err))
 			}
 			a.kern.javaUnregister(pids[i], int32(st.fd))

@@ -96,9 +96,28 @@ func buildJavaApp(t *testing.T) javaApp {
 
 // jvm is a running TlsApp: commands on stdin, one reply line each.
 type jvm struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Reader
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *bufio.Reader
+	stderr *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe to write from the process's copier.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func (a javaApp) start(t *testing.T, uid int, jvmArgs []string, args ...string) *jvm {
@@ -117,12 +136,12 @@ func (a javaApp) start(t *testing.T, uid int, jvmArgs []string, args ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var errb strings.Builder
-	cmd.Stderr = &errb
+	errb := &syncBuffer{}
+	cmd.Stderr = errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	j := &jvm{cmd: cmd, in: in, out: bufio.NewReader(stdout)}
+	j := &jvm{cmd: cmd, in: in, out: bufio.NewReader(stdout), stderr: errb}
 	t.Cleanup(func() {
 		in.Close()
 		cmd.Process.Kill()
@@ -191,7 +210,7 @@ func agentStatus(t *testing.T, dir string, pid int) map[string]string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	status := fmt.Sprintf("/tmp/.tlstap-java-%d", tg.NSPID)
-	if err := jvmattach.LoadAgent(ctx, "/proc", tg, filepath.Join(dir, agentJar), "status,"+filepath.Join(dir, hookJar)+","+status); err != nil {
+	if err := jvmattach.LoadAgent(ctx, "/proc", tg, filepath.Join(dir, agentJar), "status,"+status); err != nil {
 		t.Fatal(err)
 	}
 	st, err := readAgentStatus(filepath.Join(tg.Root, status), tg.UID)
@@ -233,7 +252,8 @@ func javaConfig(dir string) Config {
 // after tlstap is attached before its first request, and its HttpClient
 // (HTTP/1.1 and HTTP/2) and HttpsURLConnection exchanges are captured on
 // the client side, the server JVM's side of the same requests too. When
-// tlstap stops, the JVMs keep serving, and their agents are inert.
+// tlstap stops, the JVMs keep serving, and their agents are inert; started
+// again, tlstap attaches to them again.
 func TestJavaJSSE(t *testing.T) {
 	requireJava(t)
 	dir := javaAgentDir(t)
@@ -378,7 +398,7 @@ func TestJavaJSSE(t *testing.T) {
 			t.Fatalf("client after stop got %q", got)
 		}
 		after := agentStatus(t, dir, server.pid())
-		if after["records"] != before["records"] || after["errors"] != "0" {
+		if after["records"] != before["records"] || after["errors"] != "0" || before["records"] == "0" {
 			t.Errorf("agent wrote records after stop: before %v after %v", before, after)
 		}
 		if n := len(c.of(server.pid())); n == 0 {
@@ -387,6 +407,31 @@ func TestJavaJSSE(t *testing.T) {
 		// The agent starts no thread: the JVM's threads carry none of our names.
 		if out, err := exec.Command("jcmd", strconv.Itoa(server.pid()), "Thread.print").CombinedOutput(); err == nil && strings.Contains(strings.ToLower(string(out)), "tlstap") {
 			t.Errorf("a tlstap thread is left in the JVM:\n%s", out)
+		}
+		// Nothing of ours reached the application's output (the class
+		// data sharing warning a bootstrap class path append causes).
+		if s := server.stderr.String(); s != "" {
+			t.Errorf("the server JVM printed %q", s)
+		}
+	})
+
+	// tlstap started again: the same JVMs are attached again (the agent
+	// and its instrumentation stay from the first attach; the hook is
+	// turned on again) and captured.
+	t.Run("Restart", func(t *testing.T) {
+		c2 := startCapture(t, javaConfig(dir))
+		c2.waitAttached(t, 2)
+		if _, out := run(t, "curl", "-sk", base+"/again"); string(out) != "hello /again" {
+			t.Fatalf("server replied %q", out)
+		}
+		if sv := c2.findExchange(t, server.pid(), "/again"); sv.Response == nil || sv.Response.StatusCode != 200 || sv.Conn.Source != ProbeJava {
+			t.Errorf("after restart: %+v", sv)
+		}
+		if got := client.do(t, "h1 GET "+base+"/client-again"); got != "200 HTTP_1_1 hello /client-again" {
+			t.Fatalf("client got %q", got)
+		}
+		if cl := c2.findExchange(t, client.pid(), "/client-again"); cl.Role != exchange.RoleClient || cl.Response == nil || cl.Response.StatusCode != 200 {
+			t.Errorf("client after restart: %+v", cl)
 		}
 	})
 }

@@ -3,10 +3,11 @@ package tlstap.jsse;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
+import java.lang.invoke.MethodHandles;
 import java.lang.instrument.ClassFileTransformer;
 import java.lang.instrument.Instrumentation;
 import java.lang.reflect.Field;
-import java.lang.reflect.Method;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -15,7 +16,6 @@ import java.nio.file.StandardCopyOption;
 import java.security.ProtectionDomain;
 import java.util.Map;
 import java.util.Set;
-import java.util.jar.JarFile;
 import org.objectweb.asm.ClassReader;
 import org.objectweb.asm.ClassVisitor;
 import org.objectweb.asm.ClassWriter;
@@ -26,15 +26,16 @@ import org.objectweb.asm.commons.AdviceAdapter;
 
 /**
  * Loaded by tlstap through HotSpot's dynamic attach ("load instrument").
- * Arguments: "start|stop|status,<hook jar>,<status file>".
+ * Arguments: "start|stop|status,<status file>".
  *
- * start: puts the hook jar on the bootstrap class path, instruments JSSE
- * once per JVM (retransformation), opens /dev/null once per JVM and writes
+ * start: defines the hook classes (carried as resources TlstapHook*.bin) in
+ * java.base, instruments JSSE once per JVM (retransformation), opens
+ * /dev/null once per JVM and writes
  * the status file (fd number and counters) that tlstap reads to register the
  * fd with its eBPF program. stop: turns the hook inert. No thread is started.
  */
 public final class Agent {
-    static final String HOOK = "tlstap/jsse/Hook";
+    static final String HOOK = "sun/security/ssl/TlstapHook";
     static final String ENGINE = "sun/security/ssl/SSLEngineImpl";
     static final String APP_IN = "sun/security/ssl/SSLSocketImpl$AppInputStream";
     static final String APP_OUT = "sun/security/ssl/SSLSocketImpl$AppOutputStream";
@@ -45,29 +46,30 @@ public final class Agent {
     private Agent() {}
 
     public static void agentmain(String args, Instrumentation inst) throws Exception {
-        String[] a = args == null ? new String[0] : args.split(",", 3);
-        if (a.length != 3) throw new IllegalArgumentException("tlstap agent: want start|stop,<hook jar>,<status file>");
-        Path status = Paths.get(a[2]);
-        if (a[0].equals("stop") || a[0].equals("status")) {
-            Class<?> hook = hookClass();
-            if (hook != null) {
-                if (a[0].equals("stop")) hook.getMethod("stop").invoke(null);
-                writeStatus(status, (String) hook.getMethod("status").invoke(null));
-            }
-            return;
-        }
-        if (!a[0].equals("start")) throw new IllegalArgumentException("tlstap agent: unknown command " + a[0]);
-        Class<?> hook = hookClass();
-        if (hook == null) {
-            inst.appendToBootstrapClassLoaderSearch(new JarFile(a[1]));
-            hook = Class.forName(HOOK.replace('/', '.'), true, null);
-        }
+        String[] a = args == null ? new String[0] : args.split(",", 2);
+        if (a.length != 2) throw new IllegalArgumentException("tlstap agent: want start|stop|status,<status file>");
+        Path status = Paths.get(a[1]);
         synchronized (Agent.class) {
-            Module base = Object.class.getModule();
-            // java.base must read the hook's (unnamed) module to call it, and
-            // open java.io to read the fd number of our stream.
-            inst.redefineModule(base, Set.of(hook.getModule()), Map.of(),
-                    Map.of("java.io", Set.of(Agent.class.getModule())), Set.of(), Map.of());
+            Class<?> hook = hookClass();
+            if (a[0].equals("stop") || a[0].equals("status")) {
+                if (hook != null) {
+                    if (a[0].equals("stop")) hook.getMethod("stop").invoke(null);
+                    writeStatus(status, (String) hook.getMethod("status").invoke(null));
+                }
+                return;
+            }
+            if (!a[0].equals("start")) throw new IllegalArgumentException("tlstap agent: unknown command " + a[0]);
+            // Open sun.security.ssl (to define the hook there) and java.io
+            // (to read our stream's fd number) to this agent.
+            Module self = Agent.class.getModule();
+            inst.redefineModule(Object.class.getModule(), Set.of(), Map.of(),
+                    Map.of("sun.security.ssl", Set.of(self), "java.io", Set.of(self)), Set.of(), Map.of());
+            if (hook == null) {
+                MethodHandles.Lookup l = MethodHandles.privateLookupIn(
+                        Class.forName("sun.security.ssl.SSLEngineImpl", false, null), MethodHandles.lookup());
+                hook = l.defineClass(resource("TlstapHook.bin"));
+                l.defineClass(resource("TlstapHook$Conn.bin"));
+            }
             FileOutputStream out = (FileOutputStream) hook.getMethod("stream").invoke(null);
             if (out == null) out = new FileOutputStream("/dev/null");
             hook.getMethod("start", FileOutputStream.class, int.class).invoke(null, out, fdOf(out.getFD()));
@@ -75,13 +77,20 @@ public final class Agent {
                 instrument(inst);
                 instrumented = true;
             }
+            writeStatus(status, (String) hook.getMethod("status").invoke(null));
         }
-        writeStatus(status, (String) hook.getMethod("status").invoke(null));
+    }
+
+    private static byte[] resource(String name) throws IOException {
+        try (InputStream in = Agent.class.getResourceAsStream(name)) {
+            if (in == null) throw new IOException("tlstap agent: missing resource " + name);
+            return in.readAllBytes();
+        }
     }
 
     private static Class<?> hookClass() {
         try {
-            return Class.forName(HOOK.replace('/', '.'), true, null);
+            return Class.forName(HOOK.replace('/', '.'), false, null);
         } catch (ClassNotFoundException e) {
             return null;
         }

@@ -1,4 +1,4 @@
-package tlstap.jsse;
+package sun.security.ssl;
 
 import java.io.FileOutputStream;
 import java.net.InetAddress;
@@ -11,8 +11,11 @@ import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLEngineResult;
 
 /**
- * Called from the instrumented JSSE methods. Loaded by the bootstrap class
- * loader so that java.base code can call it.
+ * Called from the instrumented JSSE methods. The agent defines this class in
+ * java.base's package sun.security.ssl (a private lookup), so the JSSE code
+ * calls it like its own: no bootstrap class path append (which would turn
+ * class data sharing off for the application's classes, with a warning on
+ * its stderr) and no module edge.
  *
  * Rules: nothing here may throw into the application (every entry point
  * catches Throwable), block it (records are written synchronously with one
@@ -29,7 +32,7 @@ import javax.net.ssl.SSLEngineResult;
  *  20 u32 payload length 24 [16] local address  40 [16] remote address
  *  56 u64 reserved
  */
-public final class Hook {
+public final class TlstapHook {
     public static final int MAGIC = 0x4a534c54; // "TLSJ" little endian
     static final int VERSION = 1;
     static final int HEADER = 64;
@@ -61,7 +64,15 @@ public final class Hook {
         Conn(long id) { this.id = id; }
     }
 
-    private Hook() {}
+    /** The latest failure, for the status: counted, never thrown. */
+    static volatile String lastError = "";
+
+    private TlstapHook() {}
+
+    private static void error(Throwable t) {
+        errors.incrementAndGet();
+        lastError = String.valueOf(t).replace('\n', ' ');
+    }
 
     // ---------------------------------------------------------------- control (called by the agent)
 
@@ -92,7 +103,7 @@ public final class Hook {
             n = conns.size();
         }
         return "active=" + (active ? 1 : 0) + "\nfd=" + fd + "\nrecords=" + records.get() + "\nerrors="
-                + errors.get() + "\nuntracked=" + untracked.get() + "\nconnections=" + n + "\n";
+                + errors.get() + "\nuntracked=" + untracked.get() + "\nconnections=" + n + "\nlast_error=" + lastError + "\n";
     }
 
     // ---------------------------------------------------------------- SSLSocket
@@ -105,7 +116,7 @@ public final class Hook {
             Conn c = socketConn(socket);
             if (c != null) emit(c, OUT, b, off, len);
         } catch (Throwable t) {
-            errors.incrementAndGet();
+            error(t);
         }
     }
 
@@ -117,7 +128,7 @@ public final class Hook {
             Conn c = socketConn(socket);
             if (c != null) emit(c, IN, b, off, n);
         } catch (Throwable t) {
-            errors.incrementAndGet();
+            error(t);
         }
     }
 
@@ -151,7 +162,7 @@ public final class Hook {
             }
             return pos;
         } catch (Throwable t) {
-            errors.incrementAndGet();
+            error(t);
             return null;
         }
     }
@@ -184,7 +195,7 @@ public final class Hook {
             }
             if (got > 0) emit(c, dir, data, 0, got);
         } catch (Throwable t) {
-            errors.incrementAndGet();
+            error(t);
         }
     }
 
@@ -269,7 +280,7 @@ public final class Hook {
             o.write(rec); // one write(2): the kernel sees the whole record at once
             records.incrementAndGet();
         } catch (Throwable t) {
-            errors.incrementAndGet();
+            error(t);
         }
     }
 }
