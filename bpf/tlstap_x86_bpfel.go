@@ -167,6 +167,7 @@ const (
 	tlstapMapGoReads           = "go_reads"
 	tlstapMapIdGen             = "id_gen"
 	tlstapMapIoCalls           = "io_calls"
+	tlstapMapJavaAddrs         = "java_addrs"
 	tlstapMapJavaFds           = "java_fds"
 	tlstapMapMmapCalls         = "mmap_calls"
 	tlstapMapScratch           = "scratch"
@@ -275,6 +276,7 @@ type tlstapMapSpecs struct {
 	GoReads   *ebpf.MapSpec `ebpf:"go_reads"`
 	IdGen     *ebpf.MapSpec `ebpf:"id_gen"`
 	IoCalls   *ebpf.MapSpec `ebpf:"io_calls"`
+	JavaAddrs *ebpf.MapSpec `ebpf:"java_addrs"`
 	JavaFds   *ebpf.MapSpec `ebpf:"java_fds"`
 	MmapCalls *ebpf.MapSpec `ebpf:"mmap_calls"`
 	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
@@ -325,6 +327,7 @@ type tlstapMaps struct {
 	GoReads   *ebpf.Map `ebpf:"go_reads"`
 	IdGen     *ebpf.Map `ebpf:"id_gen"`
 	IoCalls   *ebpf.Map `ebpf:"io_calls"`
+	JavaAddrs *ebpf.Map `ebpf:"java_addrs"`
 	JavaFds   *ebpf.Map `ebpf:"java_fds"`
 	MmapCalls *ebpf.Map `ebpf:"mmap_calls"`
 	Scratch   *ebpf.Map `ebpf:"scratch"`
@@ -342,6 +345,7 @@ func (m *tlstapMaps) Close() error {
 		m.GoReads,
 		m.IdGen,
 		m.IoCalls,
+		m.JavaAddrs,
 		m.JavaFds,
 		m.MmapCalls,
 		m.Scratch,
