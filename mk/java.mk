@@ -27,3 +27,9 @@ $(JAVA_OUT)/tlstap-agent.jar: $(AGENT_SRC) $(HOOK_SRC) $(JAVA_ROOT)/java/agent/M
 	$(JAR) --create --file $@.tmp --manifest $(JAVA_ROOT)/java/agent/MANIFEST.MF -C $(JAVA_OUT)/agent . && mv $@.tmp $@
 
 test: java-agent
+
+# Added cost per request of Java capture for a JDK HttpsServer under load,
+# as a ratio to the same JVM without tlstap (BENCHMARKS.md). Root needed.
+.PHONY: bench-java
+bench-java: java-agent
+	cd $(JAVA_ROOT) && GOFLAGS=-mod=mod $(GO) test -run '^$$' -bench BenchmarkJavaServer -benchtime 5000x -count 3 ./internal/engine

@@ -35,7 +35,7 @@ type capture struct {
 	all []*exchange.Exchange
 }
 
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") != "" {
@@ -205,7 +205,7 @@ func background(t *testing.T, dir string, name string, args ...string) *exec.Cmd
 	return cmd
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

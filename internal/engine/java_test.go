@@ -25,7 +25,7 @@ import (
 // loopback, the agent built from java/ by make. JVM start-ups are slow on
 // the CI machines, so one test drives several scenarios with few JVMs.
 
-func requireJava(t *testing.T) {
+func requireJava(t testing.TB) {
 	t.Helper()
 	requireRoot(t)
 	for _, bin := range []string{"java", "javac", "keytool", "make"} {
@@ -45,7 +45,7 @@ var agentBuild struct {
 }
 
 // javaAgentDir builds the agent jars with the project's make target.
-func javaAgentDir(t *testing.T) string {
+func javaAgentDir(t testing.TB) string {
 	t.Helper()
 	agentBuild.once.Do(func() {
 		root, err := filepath.Abs("../..")
@@ -70,7 +70,7 @@ func javaAgentDir(t *testing.T) string {
 // directory any user can read (one JVM runs as nobody).
 type javaApp struct{ dir, keystore string }
 
-func buildJavaApp(t *testing.T) javaApp {
+func buildJavaApp(t testing.TB) javaApp {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "tlstap-java-test-")
 	if err != nil {
@@ -84,14 +84,21 @@ func buildJavaApp(t *testing.T) javaApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(t, "javac", "-d", dir, src)
+	runTB(t, "javac", "-d", dir, src)
 	ks := filepath.Join(dir, "ks.p12")
-	run(t, "keytool", "-genkeypair", "-alias", "s", "-keyalg", "EC", "-keystore", ks, "-storetype", "PKCS12",
+	runTB(t, "keytool", "-genkeypair", "-alias", "s", "-keyalg", "EC", "-keystore", ks, "-storetype", "PKCS12",
 		"-storepass", "changeit", "-dname", "CN=localhost", "-ext", "SAN=ip:127.0.0.1,dns:localhost", "-validity", "2")
 	if err := os.Chmod(ks, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return javaApp{dir: dir, keystore: ks}
+}
+
+func runTB(t testing.TB, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", name, err, out)
+	}
 }
 
 // jvm is a running TlsApp: commands on stdin, one reply line each.
@@ -120,7 +127,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func (a javaApp) start(t *testing.T, uid int, jvmArgs []string, args ...string) *jvm {
+func (a javaApp) start(t testing.TB, uid int, jvmArgs []string, args ...string) *jvm {
 	t.Helper()
 	all := append(append([]string{"-Xshare:auto", "-XX:TieredStopAtLevel=1", "-cp", a.dir}, jvmArgs...), append([]string{"TlsApp"}, args...)...)
 	cmd := exec.Command("java", all...)
@@ -158,7 +165,7 @@ func (a javaApp) start(t *testing.T, uid int, jvmArgs []string, args ...string) 
 
 func (j *jvm) pid() int { return j.cmd.Process.Pid }
 
-func (j *jvm) line(t *testing.T) string {
+func (j *jvm) line(t testing.TB) string {
 	t.Helper()
 	type res struct {
 		s   string

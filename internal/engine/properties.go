@@ -70,6 +70,9 @@ func ConfigFromProperties(get func(key string) string) (Config, error) {
 			cfg.TLSProbes = append(cfg.TLSProbes, strings.ToLower(p))
 		}
 	}
+	if v := strings.TrimSpace(get("java_agent_dir")); v != "" {
+		cfg.JavaAgentDir = v
+	}
 	pp := policyProps{get: get, cfg: &cfg.Policy}
 	pp.parse()
 	errs = append(errs, pp.errs...)

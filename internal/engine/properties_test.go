@@ -10,12 +10,13 @@ import (
 )
 
 func TestConfigFromProperties(t *testing.T) {
-	props := map[string]string{"max_body_bytes": "8KiB", "ring_buffer_size": "32M", "tls_probes": "OpenSSL"}
+	props := map[string]string{"max_body_bytes": "8KiB", "ring_buffer_size": "32M", "tls_probes": "OpenSSL, java", "java_agent_dir": "/opt/tlstap/java"}
 	cfg, err := ConfigFromProperties(func(k string) string { return props[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MaxBodyBytes != 8192 || cfg.RingBufferSize != 32<<20 || len(cfg.TLSProbes) != 1 || cfg.TLSProbes[0] != "openssl" {
+	if cfg.MaxBodyBytes != 8192 || cfg.RingBufferSize != 32<<20 || len(cfg.TLSProbes) != 2 || cfg.TLSProbes[0] != "openssl" ||
+		cfg.TLSProbes[1] != "java" || cfg.JavaAgentDir != "/opt/tlstap/java" {
 		t.Errorf("cfg = %+v", cfg)
 	}
 	def, err := ConfigFromProperties(func(string) string { return "" })

@@ -17,7 +17,7 @@ func TestCreateDefaultConfig(t *testing.T) {
 	assert.Equal(t, engine.DefaultConfig(), cfg.EngineConfig())
 	assert.Equal(t, 64<<10, cfg.MaxBodyBytes)
 	assert.Equal(t, 4<<20, cfg.RingBufferSize)
-	assert.Equal(t, []string{"openssl", "go"}, cfg.TLSProbes)
+	assert.Equal(t, []string{"openssl", "go", "java"}, cfg.TLSProbes)
 	assert.NoError(t, xconfmap.Validate(cfg))
 }
 
@@ -27,9 +27,10 @@ func TestUnmarshalConfig(t *testing.T) {
 		"max_body_bytes":   1024,
 		"ring_buffer_size": 1 << 23,
 		"tls_probes":       []any{"none"},
+		"java_agent_dir":   "/opt/tlstap/java",
 	})
 	require.NoError(t, cm.Unmarshal(cfg))
-	assert.Equal(t, engine.Config{MaxBodyBytes: 1024, RingBufferSize: 1 << 23, TLSProbes: []string{"none"}, Policy: policy.DefaultConfig()}, cfg.EngineConfig())
+	assert.Equal(t, engine.Config{MaxBodyBytes: 1024, RingBufferSize: 1 << 23, TLSProbes: []string{"none"}, JavaAgentDir: "/opt/tlstap/java", Policy: policy.DefaultConfig()}, cfg.EngineConfig())
 	assert.NoError(t, xconfmap.Validate(cfg))
 
 	// Unknown keys are rejected by the Collector's strict unmarshalling.
