@@ -206,6 +206,7 @@ func (a *javaAttacher) attach(pid uint32, st *jvmState) error {
 		return err
 	}
 	status, err := readAgentStatus(statusHost, t.UID)
+	_ = os.Remove(statusHost) // read once; the JVM's /tmp keeps nothing of ours but the jar
 	if err != nil {
 		return err
 	}
@@ -341,6 +342,7 @@ func (a *javaAttacher) stop(ctx context.Context) {
 			if err := jvmattach.LoadAgent(c, a.proc, st.target, st.jar, "stop,"+st.status); err != nil {
 				a.logger.Warn("cannot stop the agent in a JVM (its records go to /dev/null, unread)", zap.Uint32("pid", pids[i]), zap.Error(err))
 			}
+			_ = os.Remove(filepath.Join(st.target.Root, st.status))
 			a.kern.javaUnregister(pids[i], int32(st.fd))
 			a.stats.javaAttached.Add(^uint64(0))
 		}()

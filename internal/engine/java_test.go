@@ -221,6 +221,7 @@ func agentStatus(t *testing.T, dir string, pid int) map[string]string {
 		t.Fatal(err)
 	}
 	st, err := readAgentStatus(filepath.Join(tg.Root, status), tg.UID)
+	os.Remove(filepath.Join(tg.Root, status))
 	if err != nil {
 		t.Fatal(err)
 	}
