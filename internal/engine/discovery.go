@@ -193,18 +193,10 @@ type notification struct {
 // initial hooks the host's libssl and every running process.
 func (d *discoverer) initial() {
 	if d.cfg.probeEnabled(ProbeOpenSSL) {
-		for _, p := range systemLibSSL() {
-			ver, err := statVersion(p)
-			if err != nil {
-				continue
-			}
-			if _, err := d.kern.attachOpenSSL(p, ver); err != nil {
-				d.stats.attachErrors.Add(1)
-				d.logger.Warn("cannot hook system libssl", zap.String("path", p), zap.Error(err))
-				continue
-			}
-			d.pinned[ver.id] = true
-		}
+		d.attachSystemLibs("libssl", systemLibSSL(), d.kern.attachOpenSSL)
+	}
+	if d.cfg.probeEnabled(ProbeGnuTLS) {
+		d.attachSystemLibs("libgnutls", systemLibGnuTLS(), d.kern.attachGnuTLS)
 	}
 	pids, err := d.scan.PIDs()
 	if err != nil {
@@ -240,7 +232,7 @@ func (d *discoverer) attachProcess(pid uint32) {
 	if d.cfg.probeEnabled(ProbeGo) {
 		d.attachGo(pid)
 	}
-	if !d.cfg.probeEnabled(ProbeOpenSSL) {
+	if !d.cfg.probeEnabled(ProbeOpenSSL) && !d.cfg.probeEnabled(ProbeGnuTLS) {
 		return
 	}
 	targets, err := d.scan.TLSTargets(int(pid))
@@ -251,7 +243,13 @@ func (d *discoverer) attachProcess(pid uint32) {
 		return
 	}
 	for _, t := range targets {
-		if t.Library != procscan.OpenSSL {
+		var attach func(string, fileVersion) (int, error)
+		switch {
+		case t.Library == procscan.OpenSSL && d.cfg.probeEnabled(ProbeOpenSSL):
+			attach = d.kern.attachOpenSSL
+		case t.Library == procscan.GnuTLS && d.cfg.probeEnabled(ProbeGnuTLS):
+			attach = d.kern.attachGnuTLS
+		default:
 			continue
 		}
 		ver, err := statVersion(t.Path)
@@ -263,14 +261,14 @@ func (d *discoverer) attachProcess(pid uint32) {
 			d.use(id, pid)
 			continue
 		}
-		n, err := d.kern.attachOpenSSL(t.Path, ver)
+		n, err := attach(t.Path, ver)
 		if err != nil {
 			d.attachFailed("cannot hook TLS library", pid, t.Path, err)
 			continue
 		}
 		d.use(id, pid)
 		if n > 0 {
-			d.logger.Info("hooked OpenSSL", zap.Uint32("pid", pid), zap.String("path", t.Path), zap.Int("probes", n))
+			d.logger.Info("hooked "+t.Library.String(), zap.Uint32("pid", pid), zap.String("path", t.Path), zap.Int("probes", n))
 		}
 	}
 }

@@ -238,7 +238,7 @@ func (e *Engine) emit(s *stream, ex *exchange.Exchange, procs *procCache) {
 		ID:     s.id,
 		Local:  s.local,
 		Remote: s.remote,
-		TLS:    s.source == tlsbpf.SrcOpenSSL || s.source == tlsbpf.SrcGoTLS,
+		TLS:    s.source != tlsbpf.SrcSocket,
 		Source: sourceName(s.source),
 	}
 	var first, last int64
@@ -277,6 +277,8 @@ func sourceName(src uint8) string {
 		return ProbeOpenSSL
 	case tlsbpf.SrcGoTLS:
 		return ProbeGo
+	case tlsbpf.SrcGnuTLS:
+		return ProbeGnuTLS
 	case tlsbpf.SrcSocket:
 		return "socket"
 	}

@@ -18,6 +18,10 @@ func TestConfigFromProperties(t *testing.T) {
 	if cfg.MaxBodyBytes != 8192 || cfg.RingBufferSize != 32<<20 || len(cfg.TLSProbes) != 1 || cfg.TLSProbes[0] != "openssl" {
 		t.Errorf("cfg = %+v", cfg)
 	}
+	gnu, err := ConfigFromProperties(func(k string) string { return map[string]string{"tls_probes": "openssl, GnuTLS"}[k] })
+	if err != nil || len(gnu.TLSProbes) != 2 || gnu.TLSProbes[1] != ProbeGnuTLS {
+		t.Errorf("tls_probes openssl,gnutls: %v %v", gnu.TLSProbes, err)
+	}
 	def, err := ConfigFromProperties(func(string) string { return "" })
 	if err != nil || def.MaxBodyBytes != DefaultConfig().MaxBodyBytes {
 		t.Errorf("defaults: %+v %v", def, err)

@@ -137,7 +137,8 @@ type Conn struct {
 	Local  netip.AddrPort // zero when unknown (memory-BIO TLS such as Node.js)
 	Remote netip.AddrPort
 	TLS    bool
-	// Source names the hook that produced the plaintext: "openssl", "socket".
+	// Source names the hook that produced the plaintext: "openssl", "gnutls",
+	// "go", "socket".
 	Source string
 }
 

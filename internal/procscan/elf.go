@@ -76,12 +76,38 @@ func inspectELF(path string) (verdict, error) {
 		}
 	}
 	if _, ok := syms["SSL_read"]; !ok {
-		return v, nil
+		return gnutlsVerdict(ef, v)
 	}
 	if _, ok := syms["SSL_write"]; !ok {
 		return v, nil
 	}
 	v.lib = OpenSSL
+	v.symbols = syms
+	return v, nil
+}
+
+// gnutlsSymbols are GnuTLS's record functions and session ends. A file is
+// a GnuTLS target when it defines the first two.
+var gnutlsSymbols = []string{"gnutls_record_send", "gnutls_record_recv", "gnutls_record_send2", "gnutls_bye", "gnutls_deinit"}
+
+// gnutlsVerdict recognises libgnutls by its exported record functions.
+// Only .dynsym is read: GnuTLS is shipped as a shared library; an importer
+// (libcurl-gnutls, wget) has them undefined and is no target.
+func gnutlsVerdict(ef *elf.File, v verdict) (verdict, error) {
+	dyn, err := elfsym.Lookup(ef, gnutlsSymbols)
+	if err != nil {
+		return verdict{}, fmt.Errorf("procscan: read .dynsym: %w", err)
+	}
+	syms := map[string]uint64{}
+	for name, s := range dyn {
+		if elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Value != 0 {
+			syms[name] = s.Value
+		}
+	}
+	if syms["gnutls_record_send"] == 0 || syms["gnutls_record_recv"] == 0 {
+		return v, nil
+	}
+	v.lib = GnuTLS
 	v.symbols = syms
 	return v, nil
 }

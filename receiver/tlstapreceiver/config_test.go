@@ -17,7 +17,7 @@ func TestCreateDefaultConfig(t *testing.T) {
 	assert.Equal(t, engine.DefaultConfig(), cfg.EngineConfig())
 	assert.Equal(t, 64<<10, cfg.MaxBodyBytes)
 	assert.Equal(t, 4<<20, cfg.RingBufferSize)
-	assert.Equal(t, []string{"openssl", "go"}, cfg.TLSProbes)
+	assert.Equal(t, []string{"openssl", "go", "gnutls"}, cfg.TLSProbes)
 	assert.NoError(t, xconfmap.Validate(cfg))
 }
 
@@ -48,7 +48,7 @@ func TestValidate(t *testing.T) {
 		{"ring buffer not power of two", func(c *Config) { c.RingBufferSize = 5000 }, "ring_buffer_size"},
 		{"ring buffer too small", func(c *Config) { c.RingBufferSize = 1024 }, "ring_buffer_size"},
 		{"ring buffer too large", func(c *Config) { c.RingBufferSize = 1 << 31 }, "ring_buffer_size"},
-		{"unknown probe", func(c *Config) { c.TLSProbes = []string{"gnutls"} }, "tls_probes"},
+		{"unknown probe", func(c *Config) { c.TLSProbes = []string{"wolfssl"} }, "tls_probes"},
 		{"none combined", func(c *Config) { c.TLSProbes = []string{"openssl", "none"} }, "tls_probes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
