@@ -132,6 +132,8 @@ type discoverer struct {
 	// an inode number is reused once its file is deleted (test and build
 	// binaries in /tmp), and a stale "not Go" would hide the new program.
 	notGo map[fileVersion]struct{}
+	// stripped remembers files reported by reportStripped.
+	stripped map[procscan.FileKey]struct{}
 
 	// Which processes use each hooked file. Probes on a file no process
 	// has used for releaseAfter are detached; the host's own libssl files
@@ -249,6 +251,9 @@ func (d *discoverer) attachProcess(pid uint32) {
 			attach = d.kern.attachOpenSSL
 		case t.Library == procscan.GnuTLS && d.cfg.probeEnabled(ProbeGnuTLS):
 			attach = d.kern.attachGnuTLS
+		case t.Library == procscan.OpenSSLNoSymbols && d.cfg.probeEnabled(ProbeOpenSSL):
+			d.reportStripped(pid, t)
+			continue
 		default:
 			continue
 		}
@@ -315,6 +320,23 @@ func (d *discoverer) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// reportStripped counts and logs, once per file version, a file with
+// OpenSSL linked in whose symbols were stripped: its TLS traffic cannot be
+// captured, and the operator must hear of it rather than see nothing.
+func (d *discoverer) reportStripped(pid uint32, t procscan.Target) {
+	k := t.Key
+	if _, seen := d.stripped[k]; seen {
+		return
+	}
+	if len(d.stripped) > 4096 {
+		clear(d.stripped)
+	}
+	d.stripped[k] = struct{}{}
+	d.stats.attachErrors.Add(1)
+	d.logger.Warn("statically linked OpenSSL without symbols (stripped): its TLS traffic is not captured",
+		zap.Uint32("pid", pid), zap.String("path", t.Path), zap.String("build_id", k.BuildID))
 }
 
 // attachFailed counts and logs a failed attach, except when the process

@@ -125,6 +125,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	procs.redactArgs = e.policy.RedactCommandArgs
 	disc := &discoverer{logger: e.logger, cfg: e.cfg, scan: scan, kern: kern, procs: procs, stats: &e.stats, policy: e.policy,
 		work: make(chan notification, discoveryCap), goBins: goinfo.NewCache(), notGo: map[fileVersion]struct{}{},
+		stripped:     map[procscan.FileKey]struct{}{},
 		releaseAfter: e.probeRelease, users: map[fileID]map[uint32]struct{}{}, byPID: map[uint32][]fileID{},
 		pinned: map[fileID]bool{}, idleSince: map[fileID]time.Time{}}
 	disc.initial()

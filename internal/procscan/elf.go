@@ -1,6 +1,7 @@
 package procscan
 
 import (
+	"bytes"
 	"debug/elf"
 	"encoding/hex"
 	"errors"
@@ -76,7 +77,13 @@ func inspectELF(path string) (verdict, error) {
 		}
 	}
 	if _, ok := syms["SSL_read"]; !ok {
-		return gnutlsVerdict(ef, v)
+		if v, err := gnutlsVerdict(ef, v); err != nil || v.lib != LibraryUnknown {
+			return v, err
+		}
+		if len(syms) == 0 && strippedLibSSL(ef) {
+			v.lib = OpenSSLNoSymbols
+		}
+		return v, nil
 	}
 	if _, ok := syms["SSL_write"]; !ok {
 		return v, nil
@@ -84,6 +91,55 @@ func inspectELF(path string) (verdict, error) {
 	v.lib = OpenSSL
 	v.symbols = syms
 	return v, nil
+}
+
+// libsslMarker is the source file name OpenSSL's libssl (1.1.1 and 3.x)
+// records with its errors (ERR_raise: OPENSSL_FILE): present in every
+// program that links libssl in, stripped or not.
+var libsslMarker = []byte("ssl/ssl_lib.c\x00")
+
+// maxMarkerScan bounds the read-only data searched for libsslMarker.
+const maxMarkerScan = 256 << 20
+
+// strippedLibSSL reports whether ef, which has no SSL_* symbols, carries
+// libssl's code all the same: a statically linked, stripped OpenSSL.
+// Only files without .symtab are searched (an unstripped one would have
+// named its SSL_read); the verdict is cached per file.
+func strippedLibSSL(ef *elf.File) bool {
+	if s := ef.Section(".symtab"); s != nil {
+		return false
+	}
+	for _, p := range ef.Progs {
+		// libssl's strings sit in a read-only, non-executable PT_LOAD
+		// (or the text segment in old single-segment layouts).
+		if p.Type != elf.PT_LOAD || p.Flags&elf.PF_W != 0 || p.Filesz == 0 {
+			continue
+		}
+		if containsBounded(p.Open(), libsslMarker, maxMarkerScan) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsBounded searches the first limit bytes of r for marker, in
+// 1 MiB pieces (a large library is never read into memory whole).
+func containsBounded(r io.Reader, marker []byte, limit int64) bool {
+	buf := make([]byte, 1<<20+len(marker))
+	keep := 0 // bytes carried over from the previous piece
+	var read int64
+	for read < limit {
+		n, err := io.ReadFull(r, buf[keep:])
+		if n > 0 && bytes.Contains(buf[:keep+n], marker) {
+			return true
+		}
+		read += int64(n)
+		if err != nil {
+			return false
+		}
+		keep = copy(buf, buf[keep+n-(len(marker)-1):keep+n])
+	}
+	return false
 }
 
 // gnutlsSymbols are GnuTLS's record functions and session ends. A file is

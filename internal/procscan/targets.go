@@ -18,6 +18,11 @@ const (
 	LibraryUnknown Library = iota
 	OpenSSL                // OpenSSL, BoringSSL, or anything exporting its SSL_read/SSL_write ABI
 	GnuTLS                 // libgnutls: defines gnutls_record_send/gnutls_record_recv
+	// OpenSSLNoSymbols is a file with OpenSSL's libssl linked in (its
+	// source file names are in the read-only data) but no SSL_* symbols
+	// left: a stripped static build. Nothing can be hooked; the engine
+	// reports it instead of staying silent.
+	OpenSSLNoSymbols
 )
 
 func (l Library) String() string {
@@ -26,6 +31,8 @@ func (l Library) String() string {
 		return "openssl"
 	case GnuTLS:
 		return "gnutls"
+	case OpenSSLNoSymbols:
+		return "openssl-stripped"
 	}
 	return "unknown"
 }
