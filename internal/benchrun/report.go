@@ -82,7 +82,8 @@ func (r *results) markdown() string {
 	for _, lc := range []struct {
 		label string
 		c     loopCase
-	}{{"tight loop C/libssl SSL_write+SSL_read", r.SSLLoop}, {"tight loop Go crypto/tls Write+Read", r.GoLoop}} {
+	}{{"tight loop C/libssl SSL_write+SSL_read", r.SSLLoop}, {"tight loop C/GnuTLS gnutls_record_send+recv", r.GnuTLSLoop},
+		{"tight loop Go crypto/tls Write+Read", r.GoLoop}} {
 		if len(lc.c.Off) == 0 || len(lc.c.On) == 0 {
 			continue
 		}
