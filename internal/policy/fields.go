@@ -136,11 +136,35 @@ func (s *fieldSet) hasBytes(name []byte) bool {
 	if 'A' <= c && c <= 'Z' {
 		c += 'a' - 'A'
 	}
-	if len(s.byLast[c]) == 0 {
-		return false
+	for _, e := range s.byLast[c] {
+		if tailMatch(name[:i+1], e) {
+			return true
+		}
 	}
-	var buf [maxFieldTail]byte
-	return s.match(normField(buf[:0], name))
+	return false
+}
+
+// tailMatch reports whether name, normalised, ends with e (normalised),
+// comparing from the end without building the normalised name.
+func tailMatch(name []byte, e string) bool {
+	i := len(name) - 1
+	for k := len(e) - 1; k >= 0; k-- {
+		for i >= 0 && isFieldSep(name[i]) {
+			i--
+		}
+		if i < 0 {
+			return false
+		}
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != e[k] {
+			return false
+		}
+		i--
+	}
+	return true
 }
 
 // hasEncoded is has for a percent-encoded name (form fields, query

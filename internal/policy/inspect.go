@@ -102,12 +102,17 @@ func (p *Policy) inspect(m *exchange.Message, b []byte, c *bodyCounts) []byte {
 	sc.edits, sc.raw = sc.edits[:0], sc.raw[:0]
 
 	format, boundary := formatOf(m, b)
-	isJSON := false
+	isJSON, scanned := false, false
 	switch format {
 	case formatJSON:
-		isJSON = sc.js.scan(b, &in.fields)
-		if isJSON {
-			sc.edits = append(sc.edits, sc.js.edits...)
+		// Most documents have no secret key: the full scan (which also
+		// records where strings and numbers are) runs only when a key may
+		// be one, or when a value rule matched.
+		if mayHaveSecretKey(b, &in.fields) {
+			isJSON, scanned = sc.js.scan(b, &in.fields), true
+			if isJSON {
+				sc.edits = append(sc.edits, sc.js.edits...)
+			}
 		}
 	case formatForm:
 		if !in.fields.empty() {
@@ -147,6 +152,12 @@ func (p *Policy) inspect(m *exchange.Message, b []byte, c *bodyCounts) []byte {
 				sc.raw = append(sc.raw, edit{sp.start, sp.end, Redacted})
 			}
 			c.pii += uint64(len(sc.spans))
+		}
+	}
+	if format == formatJSON && !scanned && len(sc.raw) > 0 {
+		isJSON = sc.js.scan(b, &in.fields)
+		if isJSON {
+			sc.edits = append(sc.edits, sc.js.edits...)
 		}
 	}
 	if isJSON {

@@ -133,28 +133,20 @@ func isNumByte(c byte) bool {
 }
 
 // stringEnd returns the index of the quote closing the string whose content
-// starts at i (len(b) when it is cut), and whether it has escapes.
+// starts at i (len(b) when it is cut), and whether it has escapes. Strings
+// are short in typical documents: a byte loop beats two IndexByte calls.
 func stringEnd(b []byte, i int) (int, bool) {
 	esc := false
-	for {
-		k := bytes.IndexByte(b[i:], '"')
-		if k < 0 {
-			return len(b), esc || bytes.IndexByte(b[i:], '\\') >= 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			return i, esc
+		case '\\':
+			esc = true
+			i++
 		}
-		q := i + k
-		if bytes.IndexByte(b[i:q], '\\') < 0 {
-			return q, esc
-		}
-		esc = true
-		n := 0
-		for p := q - 1; p >= i && b[p] == '\\'; p-- {
-			n++
-		}
-		if n%2 == 0 {
-			return q, esc
-		}
-		i = q + 1
 	}
+	return len(b), esc
 }
 
 // fitJSON turns an edit made on the raw bytes of a JSON document into edits
@@ -222,4 +214,56 @@ func escapeBounds(b []byte, sp span, st, en int) (int, int) {
 		i = j
 	}
 	return st, en
+}
+
+// mayHaveSecretKey is the fast path of JSON bodies: it reports whether a
+// key of b may be a secret field, looking only at the keys. In valid JSON a
+// ':' preceded (white space aside) by an unescaped quote ends a key; the
+// key starts after the previous unescaped quote. Keys with escapes count
+// as possible matches. Only when it returns true does the full scan run.
+func mayHaveSecretKey(b []byte, fields *fieldSet) bool {
+	if fields.empty() {
+		return false
+	}
+	for i := 0; i < len(b); {
+		k := bytes.IndexByte(b[i:], ':')
+		if k < 0 {
+			return false
+		}
+		colon := i + k
+		i = colon + 1
+		j := colon - 1
+		for j >= 0 && (b[j] == ' ' || b[j] == '\t' || b[j] == '\r' || b[j] == '\n') {
+			j--
+		}
+		if j < 1 || b[j] != '"' || escaped(b, j) {
+			continue
+		}
+		esc := false
+		s := j - 1
+		for ; s >= 0; s-- {
+			if b[s] == '"' && !escaped(b, s) {
+				break
+			}
+			if b[s] == '\\' {
+				esc = true
+			}
+		}
+		if s < 0 {
+			continue
+		}
+		if esc || fields.hasBytes(b[s+1:j]) {
+			return true
+		}
+	}
+	return false
+}
+
+// escaped reports whether b[i] is preceded by an odd number of backslashes.
+func escaped(b []byte, i int) bool {
+	n := 0
+	for j := i - 1; j >= 0 && b[j] == '\\'; j-- {
+		n++
+	}
+	return n%2 == 1
 }

@@ -143,22 +143,42 @@ func findEmailsAt(b []byte, out []span, at []byte) []span {
 	return out
 }
 
-// digitRuns calls f with each maximal run of bytes that are digits, spaces
-// or dashes, at least minLen long, containing a digit. It skips ahead
-// minLen bytes at a time outside runs.
-func digitRuns(b []byte, minLen int, f func(s, e int)) {
-	isRun := func(c byte) bool { return '0' <= c && c <= '9' || c == ' ' || c == '-' }
+// byteClass is a set of bytes.
+type byteClass [256]bool
+
+func newByteClass(chars ...string) *byteClass {
+	var c byteClass
+	for _, s := range chars {
+		for i := 0; i < len(s); i++ {
+			c[s[i]] = true
+		}
+	}
+	return &c
+}
+
+var (
+	cardClass = newByteClass("0123456789 -")
+	ibanClass = newByteClass("0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+)
+
+// classRuns calls f with each maximal run of bytes of class at least minLen
+// long. Outside runs it skips ahead minLen bytes at a time: a run that long
+// starting at or after i must cover b[i+minLen-1].
+func classRuns(b []byte, class *byteClass, minLen int, f func(s, e int)) {
 	for i := 0; i+minLen <= len(b); {
 		j := i + minLen - 1
-		if !isRun(b[j]) {
+		if !class[b[j]] {
 			i = j + 1
 			continue
 		}
 		s := j
-		for s > i && isRun(b[s-1]) {
+		for s > i && class[b[s-1]] {
 			s--
 		}
-		e := run(b, j+1, isRun)
+		e := j + 1
+		for e < len(b) && class[b[e]] {
+			e++
+		}
 		i = e + 1
 		if e-s >= minLen {
 			f(s, e)
@@ -170,7 +190,7 @@ func isWordByte(c byte) bool { return isAlnum(c) || c == '_' }
 
 // findCards finds Luhn-valid card numbers.
 func findCards(b []byte, out []span) []span {
-	digitRuns(b, 13, func(s, e int) {
+	classRuns(b, cardClass, 13, func(s, e int) {
 		// Groups: digits separated by single spaces or dashes.
 		for i := s; i < e; {
 			for i < e && (b[i] < '0' || b[i] > '9') {
@@ -218,48 +238,42 @@ func init() {
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
-// findIBANs finds IBANs: it looks at every position where two upper-case
-// letters and two digits start a word.
+// findIBANs finds IBANs inside runs of upper-case letters, digits and
+// spaces at least 15 bytes long (the shortest IBAN), at every position where
+// two upper-case letters and two digits start a word.
 func findIBANs(b []byte, out []span) []span {
-	for i := 0; i+15 <= len(b); {
-		// Skip to the next upper-case letter followed by one.
-		c := b[i+1]
-		if c < 'A' || c > 'Z' {
-			i += 2
-			continue
-		}
-		if b[i] < 'A' || b[i] > 'Z' || (i > 0 && isAlnum(b[i-1])) || !isDigit(b[i+2]) || !isDigit(b[i+3]) {
-			i++
-			continue
-		}
-		want, ok := ibanLengths[[2]byte{b[i], b[i+1]}]
-		if !ok {
-			i++
-			continue
-		}
-		var chars [34]byte
-		n, j := 0, i
-		for j < len(b) && n < want {
-			c := b[j]
-			if isUpperOrDigit(c) {
-				chars[n] = c
-				n++
-				j++
+	classRuns(b, ibanClass, 15, func(s, e int) {
+		for i := s; i+15 <= e; i++ {
+			if b[i] < 'A' || b[i] > 'Z' || b[i+1] < 'A' || b[i+1] > 'Z' || (i > 0 && isAlnum(b[i-1])) ||
+				!isDigit(b[i+2]) || !isDigit(b[i+3]) {
 				continue
 			}
-			if c == ' ' && n%4 == 0 && j+1 < len(b) && isUpperOrDigit(b[j+1]) {
-				j++
+			want, ok := ibanLengths[[2]byte{b[i], b[i+1]}]
+			if !ok {
 				continue
 			}
-			break
+			var chars [34]byte
+			n, j := 0, i
+			for j < e && n < want {
+				c := b[j]
+				if isUpperOrDigit(c) {
+					chars[n] = c
+					n++
+					j++
+					continue
+				}
+				if c == ' ' && n%4 == 0 && j+1 < e && isUpperOrDigit(b[j+1]) {
+					j++
+					continue
+				}
+				break
+			}
+			if n == want && (j == len(b) || !isAlnum(b[j])) && ibanValid(chars[:n]) {
+				out = append(out, span{i, j})
+				i = j - 1
+			}
 		}
-		if n == want && (j == len(b) || !isAlnum(b[j])) && ibanValid(chars[:n]) {
-			out = append(out, span{i, j})
-			i = j
-			continue
-		}
-		i++
-	}
+	})
 	return out
 }
 

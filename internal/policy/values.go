@@ -40,13 +40,27 @@ func isUpperOrDigit(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c 
 
 // eachIndex calls f with every index of lit in b, from left to right; f
 // returns where the search continues.
-func eachIndex(b, lit []byte, f func(i int) int) {
-	for i := 0; i+len(lit) <= len(b); {
-		k := bytes.Index(b[i:], lit)
+func eachIndex(b, lit []byte, f func(i int) int) { eachIndexRare(b, lit, 0, f) }
+
+// eachIndexRare is eachIndex searching for lit[rare], a byte chosen to be
+// rare in typical bodies (an upper-case letter in "eyJ"), with IndexByte:
+// bytes.Index searches for the first byte, which is often a common one.
+func eachIndexRare(b, lit []byte, rare int, f func(i int) int) {
+	c := lit[rare]
+	for i := rare; i+len(lit)-rare <= len(b); {
+		k := bytes.IndexByte(b[i:], c)
 		if k < 0 {
 			return
 		}
-		i = f(i + k)
+		at := i + k - rare
+		if at+len(lit) > len(b) {
+			return
+		}
+		if !bytes.Equal(b[at:at+len(lit)], lit) {
+			i += k + 1
+			continue
+		}
+		i = max(f(at)+rare, i+k+1)
 	}
 }
 
@@ -64,7 +78,7 @@ var litJWT = []byte("eyJ")
 // starting with eyJ (`{"`), a payload of at least 4 characters and a
 // possibly empty signature, separated by dots.
 func findJWTs(b []byte, out []span) []span {
-	eachIndex(b, litJWT, func(i int) int {
+	eachIndexRare(b, litJWT, 2, func(i int) int {
 		if i > 0 && isB64URL(b[i-1]) {
 			return i + 3
 		}
@@ -83,25 +97,23 @@ func findJWTs(b []byte, out []span) []span {
 	return out
 }
 
-var litAKIA, litASIA = []byte("AKIA"), []byte("ASIA")
+var litIA = []byte("IA")
 
 // findAWSKeys finds AWS access key ids: AKIA (long-term) or ASIA
 // (temporary) followed by 16 upper-case letters or digits, standing alone.
 func findAWSKeys(b []byte, out []span) []span {
-	n := len(out)
-	for _, lit := range [][]byte{litAKIA, litASIA} {
-		eachIndex(b, lit, func(i int) int {
-			e := i + 20
-			if (i > 0 && isAlnum(b[i-1])) || e > len(b) || (e < len(b) && isAlnum(b[e])) || run(b, i+4, isUpperOrDigit) != e {
-				return i + 4
-			}
-			out = append(out, span{i, e})
-			return e
-		})
-	}
-	if len(out)-n > 1 {
-		sortSpans(out[n:])
-	}
+	eachIndex(b, litIA, func(k int) int {
+		i := k - 2
+		if i < 0 || b[i] != 'A' || (b[i+1] != 'K' && b[i+1] != 'S') {
+			return k + 2
+		}
+		e := i + 20
+		if (i > 0 && isAlnum(b[i-1])) || e > len(b) || (e < len(b) && isAlnum(b[e])) || run(b, i+4, isUpperOrDigit) != e {
+			return k + 2
+		}
+		out = append(out, span{i, e})
+		return e
+	})
 	return out
 }
 
@@ -110,7 +122,7 @@ var litAIza = []byte("AIza")
 // findGoogleKeys finds Google API keys: AIza followed by 35 base64url
 // characters.
 func findGoogleKeys(b []byte, out []span) []span {
-	eachIndex(b, litAIza, func(i int) int {
+	eachIndexRare(b, litAIza, 3, func(i int) int {
 		e := i + 39
 		if (i > 0 && isB64URL(b[i-1])) || e > len(b) || run(b, i+4, isB64URL) != e {
 			return i + 4
@@ -163,7 +175,7 @@ var (
 // JSON string that ends before its END line, is redacted up to the cut or
 // to the closing quote.
 func findPrivateKeys(b []byte, out []span) []span {
-	eachIndex(b, litPEMBegin, func(i int) int {
+	eachIndexRare(b, litPEMBegin, 6, func(i int) int {
 		l := i + len(litPEMBegin)
 		k := bytes.Index(b[l:min(len(b), l+64)], litDashes)
 		if k < 0 || !bytes.HasSuffix(b[l:l+k], []byte("PRIVATE KEY")) {
