@@ -65,8 +65,10 @@ func piiExchange() *benchEx {
 // request and 1 KiB of response), defaults, against the same step with
 // every body inspection off (BenchmarkPolicyInspectionOff): BENCHMARKS.md
 // records both, from one run.
-func BenchmarkPolicyInspectionOff(b *testing.B) { benchmarkPolicy(b, benchExchange(false), inspectionOff) }
-func BenchmarkPolicyDefaults(b *testing.B)      { benchmarkPolicy(b, benchExchange(false), nil) }
+func BenchmarkPolicyInspectionOff(b *testing.B) {
+	benchmarkPolicy(b, benchExchange(false), inspectionOff)
+}
+func BenchmarkPolicyDefaults(b *testing.B) { benchmarkPolicy(b, benchExchange(false), nil) }
 
 // BenchmarkPolicySecretsAndPII: the request body carries a secret field, a
 // JWT, an e-mail address and a phone number (all found, the secrets
