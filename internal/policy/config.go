@@ -218,10 +218,11 @@ var DefaultQueryParameters = []string{
 }
 
 // DefaultBodyPatterns: payment card numbers (13–19 digits, optionally
-// separated by spaces or dashes, Luhn-checked) and bearer tokens.
+// separated by spaces, dashes or '+' (a space in form-encoded bodies),
+// Luhn-checked) and bearer tokens.
 func DefaultBodyPatterns() []BodyPattern {
 	return []BodyPattern{
-		{Name: "card", Regex: `\b\d(?:[ -]?\d){12,18}\b`, Luhn: true},
+		{Name: "card", Regex: `\b\d(?:[ +-]?\d){12,18}\b`, Luhn: true},
 		{Name: "bearer", Regex: `(?i)\bbearer\s+[a-z0-9._~+/-]+=*`},
 	}
 }

@@ -10,14 +10,14 @@ import "bytes"
 //     and the domain has at least two dot-separated labels of letters,
 //     digits and '-', the last one 2–63 letters. "%40" counts as '@'
 //     (form-encoded bodies).
-//   - payment_card: 13–19 digits, optionally grouped by single spaces or
-//     dashes, standing alone (no letter, digit or '_' around), passing the
+//   - payment_card: 13–19 digits, optionally grouped by single spaces,
+//     dashes or '+' (a space in form-encoded bodies), standing alone (no letter, digit or '_' around), passing the
 //     Luhn checksum.
 //   - iban: a country code with its registered IBAN length, two check
 //     digits and the account part, upper case, optionally in groups of four
-//     separated by single spaces, passing the ISO 13616 mod-97 check.
+//     separated by single spaces (or '+'), passing the ISO 13616 mod-97 check.
 //   - phone: international numbers only: '+' (or "%2B") then 9–15 digits,
-//     optionally grouped by single spaces, dashes or dots, with at most one
+//     optionally grouped by single spaces, dashes, dots or '+', with at most one
 //     parenthesised group; and North American numbers written
 //     "(NXX) NXX-XXXX". A bare run of digits is never taken for a phone
 //     number.
@@ -157,8 +157,8 @@ func newByteClass(chars ...string) *byteClass {
 }
 
 var (
-	cardClass = newByteClass("0123456789 -")
-	ibanClass = newByteClass("0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+	cardClass = newByteClass("0123456789 -+")
+	ibanClass = newByteClass("0123456789 +ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 )
 
 // classRuns calls f with each maximal run of bytes of class at least minLen
@@ -262,7 +262,7 @@ func findIBANs(b []byte, out []span) []span {
 					j++
 					continue
 				}
-				if c == ' ' && n%4 == 0 && j+1 < e && isUpperOrDigit(b[j+1]) {
+				if (c == ' ' || c == '+') && n%4 == 0 && j+1 < e && isUpperOrDigit(b[j+1]) {
 					j++
 					continue
 				}
@@ -346,7 +346,7 @@ func intlEnd(b []byte, i int) int {
 			j++
 			end = j
 			continue
-		case (c == ' ' || c == '-' || c == '.') && j+1 < len(b) && (isDigit(b[j+1]) || b[j+1] == '('):
+		case (c == ' ' || c == '-' || c == '.' || c == '+') && j+1 < len(b) && (isDigit(b[j+1]) || b[j+1] == '('):
 			j++
 			continue
 		case c == '(' && parens == 0 && j > i:
