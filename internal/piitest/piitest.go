@@ -200,3 +200,75 @@ func PIIValues(out []byte) []string {
 	}
 	return found
 }
+
+const echoServer = `
+import http.server, ssl, sys
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def reply(self, ctype, body):
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        self.reply("text/plain", b"ok\n")
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        self.reply(self.headers.get("Content-Type", "application/octet-stream"), self.rfile.read(n))
+
+    def log_message(self, *args):
+        pass
+
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+`
+
+// StartEchoServer starts a python3 HTTPS server on 127.0.0.1 that answers
+// GET with "ok\n" and POST with the request body and Content-Type, and
+// returns its port. It is killed (by PID) when the test ends.
+func StartEchoServer(t testing.TB, certFile, keyFile string) int {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "echo.py")
+	if err := os.WriteFile(script, []byte(echoServer), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("python3", script, certFile, keyFile)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	var line []byte
+	buf := make([]byte, 1)
+	for {
+		n, err := stdout.Read(buf)
+		if n == 1 && buf[0] != '\n' {
+			line = append(line, buf[0])
+			continue
+		}
+		if err != nil || n == 1 {
+			break
+		}
+	}
+	var port int
+	if _, err := fmt.Sscanf(string(line), "%d", &port); err != nil {
+		t.Fatalf("python echo server did not start (%q)", line)
+	}
+	return port
+}
