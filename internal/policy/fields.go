@@ -25,7 +25,12 @@ type fieldSet struct {
 	// byLast holds the normalised entries by their last byte; entries that
 	// end with another entry are dropped (the shorter one covers them).
 	byLast [256][]string
-	n      int
+	// last2 has bit (c1<<8 | c2) set for the last two bytes c1 c2 of every
+	// entry: a key whose last two bytes (no separator among them) are not
+	// in it cannot match.
+	last2 [1024]uint64
+	short bool // an entry of one byte: last2 does not apply
+	n     int
 }
 
 const maxFieldTail = 32
@@ -85,6 +90,12 @@ func newFieldSet(errs *errList, field string, names []string, extraField string,
 		}
 		s.byLast[last] = append(s.byLast[last], e)
 		s.n++
+		if len(e) < 2 {
+			s.short = true
+		} else {
+			k := uint16(e[len(e)-2])<<8 | uint16(last)
+			s.last2[k>>6] |= 1 << (k & 63)
+		}
 	}
 	return s
 }
@@ -176,4 +187,20 @@ func (s *fieldSet) hasEncoded(name string) bool {
 		}
 	}
 	return s.has(name)
+}
+
+// lastBytes reports whether a name ending with c1 c2 (neither a
+// separator) may match.
+func (s *fieldSet) lastBytes(c1, c2 byte) bool {
+	if s.short {
+		return true
+	}
+	if 'A' <= c1 && c1 <= 'Z' {
+		c1 += 'a' - 'A'
+	}
+	if 'A' <= c2 && c2 <= 'Z' {
+		c2 += 'a' - 'A'
+	}
+	k := uint16(c1)<<8 | uint16(c2)
+	return s.last2[k>>6]&(1<<(k&63)) != 0
 }

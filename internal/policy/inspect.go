@@ -86,7 +86,7 @@ func formatOf(m *exchange.Message, b []byte) (bodyFormat, string) {
 		if bd := multipartBoundary(ct); bd != "" {
 			return formatMultipart, bd
 		}
-	case looksJSON(b):
+	case looksJSON(b) || isJSONType(mt):
 		return formatJSON, ""
 	}
 	return formatText, ""
@@ -207,4 +207,10 @@ func applyByteEdits(b []byte, es []edit) []byte {
 		last = e.end
 	}
 	return append(out, b[last:]...)
+}
+
+// isJSONType reports whether mt is application/json or application/*+json.
+func isJSONType(mt string) bool {
+	return equalFoldASCII(mt, "application/json") ||
+		(len(mt) > 17 && equalFoldASCII(mt[:12], "application/") && equalFoldASCII(mt[len(mt)-5:], "+json"))
 }

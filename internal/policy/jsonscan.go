@@ -239,6 +239,14 @@ func mayHaveSecretKey(b []byte, fields *fieldSet) bool {
 		if j < 1 || b[j] != '"' || escaped(b, j) {
 			continue
 		}
+		// Most keys are rejected by their last byte, before looking for
+		// where they start.
+		if j >= 2 {
+			c1, c2 := b[j-2], b[j-1]
+			if plainKeyByte(c1) && plainKeyByte(c2) && !fields.lastBytes(c1, c2) {
+				continue
+			}
+		}
 		esc := false
 		s := j - 1
 		for ; s >= 0; s-- {
@@ -267,3 +275,7 @@ func escaped(b []byte, i int) bool {
 	}
 	return n%2 == 1
 }
+
+// plainKeyByte: c is neither a separator nor part of an escape or a quote,
+// so the last-bytes filter applies to it.
+func plainKeyByte(c byte) bool { return c != '\\' && c != '"' && !isFieldSep(c) }

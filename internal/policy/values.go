@@ -122,7 +122,7 @@ var litAIza = []byte("AIza")
 // findGoogleKeys finds Google API keys: AIza followed by 35 base64url
 // characters.
 func findGoogleKeys(b []byte, out []span) []span {
-	eachIndexRare(b, litAIza, 3, func(i int) int {
+	eachIndexRare(b, litAIza, 2, func(i int) int { // 'z'
 		e := i + 39
 		if (i > 0 && isB64URL(b[i-1])) || e > len(b) || run(b, i+4, isB64URL) != e {
 			return i + 4
@@ -175,7 +175,7 @@ var (
 // JSON string that ends before its END line, is redacted up to the cut or
 // to the closing quote.
 func findPrivateKeys(b []byte, out []span) []span {
-	eachIndexRare(b, litPEMBegin, 6, func(i int) int {
+	eachIndexRare(b, litPEMBegin, 5, func(i int) int { // 'B'
 		l := i + len(litPEMBegin)
 		k := bytes.Index(b[l:min(len(b), l+64)], litDashes)
 		if k < 0 || !bytes.HasSuffix(b[l:l+k], []byte("PRIVATE KEY")) {
