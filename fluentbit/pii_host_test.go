@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlstap/tlstap/internal/piitest"
 )
@@ -46,6 +47,7 @@ func TestHostSecretsAndPII(t *testing.T) {
 			h := startHost(t, "-i", "100", "queue_size", "1000", "redact_pii", fmt.Sprint(redact),
 				"include_executables", "curl,python3*,node,"+filepath.Base(os.Args[0]))
 			h.waitInit(t)
+			warmUpHost(t, h, base)
 			run := piitest.RunClients(t, base)
 			for _, ex := range run.Exchanges {
 				recs := h.wait(t, ex.PID, 1)
@@ -114,4 +116,22 @@ func TestHostSecretsAndPII(t *testing.T) {
 			}
 		})
 	}
+}
+
+// warmUpHost makes curl requests until one is captured: on a loaded
+// machine the first exchange right after start-up can be missed while the
+// capture settles, and this test is about what is captured, not when.
+func warmUpHost(t *testing.T, h *runningHost, base string) {
+	t.Helper()
+	for i := 0; i < 30; i++ {
+		pid, _ := curl(t, "-sk", "-o", "/dev/null", fmt.Sprintf("%s/warmup?i=%d", base, i))
+		deadline := time.Now().Add(time.Second)
+		for time.Now().Before(deadline) {
+			if len(h.of(pid)) > 0 {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Fatal("no warm-up exchange captured within 30 attempts")
 }
