@@ -251,7 +251,7 @@ func TestGoReadScheme(t *testing.T) {
 			if probes != want {
 				t.Errorf("%d probes attached, want %d (%s)", probes, want, tc.scheme)
 			}
-			deadline := time.Now().Add(5 * time.Second)
+			deadline := time.Now().Add(scaled(5 * time.Second))
 			for {
 				var logged []string
 				for _, e := range logs.FilterMessage("hooked Go crypto/tls").All() {
