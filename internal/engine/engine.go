@@ -60,7 +60,7 @@ type Engine struct {
 	// perProbeLinks: one uprobe link per probe even where uprobe_multi
 	// exists, the path of kernels before 6.6 (tests set it).
 	perProbeLinks bool
-	stats        counters
+	stats         counters
 
 	kernMu  sync.Mutex // guards kern against Stats during Shutdown
 	kern    *kernel

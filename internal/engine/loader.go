@@ -79,7 +79,7 @@ type kernel struct {
 	mu       sync.Mutex
 	uprobes  map[fileID]hooked
 	nUprobes int
-	nLinks   int // kernel links behind nUprobes
+	nLinks   int               // kernel links behind nUprobes
 	goSlots  uint32            // go_layouts entries ever used
 	goFree   []uint32          // go_layouts entries released, reused first
 	goSlotOf map[fileID]uint32 // the entry each hooked Go binary uses
