@@ -124,6 +124,7 @@ func TestUprobeLinkMode(t *testing.T) {
 	c.eng.kern.mu.Unlock()
 	warned := logs.FilterMessage(perProbeWarning).Len()
 	t.Logf("uprobe_multi available: %v; %d uprobes on %d links", haveMulti, uprobes, st.UprobeLinks)
+	logVerifierWork(t, c.eng.kern)
 	if uprobes == 0 {
 		t.Fatal("no uprobes attached at Start (the host's libssl is hooked up front)")
 	}
@@ -135,6 +136,31 @@ func TestUprobeLinkMode(t *testing.T) {
 	case !haveMulti && (warned != 1 || st.UprobeLinks != uint64(uprobes)):
 		t.Errorf("per-probe links: %d warnings, %d links for %d uprobes", warned, st.UprobeLinks, uprobes)
 	}
+}
+
+// logVerifierWork logs how many instructions the kernel's verifier
+// processed to accept the programs (Linux ≥ 5.16 reports it): the headroom
+// left under its 1M-instruction limit, kernel by kernel.
+func logVerifierWork(t *testing.T, k *kernel) {
+	t.Helper()
+	var total, most uint32
+	var mostName string
+	for name, p := range k.progs {
+		info, err := p.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, ok := info.VerifiedInstructions()
+		if !ok {
+			t.Logf("%s: the kernel does not report verified instructions", name)
+			return
+		}
+		total += n
+		if n > most {
+			most, mostName = n, name
+		}
+	}
+	t.Logf("verifier: %d programs, %d instructions processed in all, most %d (%s)", len(k.progs), total, most, mostName)
 }
 
 func mustStatID(t *testing.T, path string) fileID {

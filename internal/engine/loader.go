@@ -106,6 +106,9 @@ func loadKernel(cfg Config, logger *zap.Logger, perProbeLinks bool) (*kernel, er
 	if err := checkHost(); err != nil {
 		return nil, err
 	}
+	if err := checkKernelFeatures(features.HaveProgramHelper); err != nil {
+		return nil, err
+	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("raise memlock limit: %w", err)
 	}
