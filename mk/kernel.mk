@@ -21,12 +21,14 @@ KERNEL_TIMEOUT  ?= 20m
 KERNEL_DEPS_BIN := qemu-system-x86_64:qemu-system-x86 cpio:cpio depmod:kmod zstd:zstd xz:xz-utils file:file python3:python3
 KERNEL_DEPS_PKG := busybox-static
 
-# What runs inside: OpenSSL clients (curl) and servers (python ssl, openssl
-# s_server), Go crypto/tls client and server, plain HTTP, HTTP/2 both sides,
-# Shutdown detaching everything, the uprobe link mode the kernel allows and
-# the per-probe link path end to end. Measured ≈ 9 min on a loaded 2-core
-# machine (TCG); every other engine test runs on the host in `make test`.
-KERNEL_TESTS := ^(TestUprobeLinkMode|TestPerProbeLinks|TestCurlHTTPSClient|TestPythonClientAndServer|TestOpenSSLServerCloseDelimited|TestPlainHTTP|TestGoTLS|TestHTTP2CurlToGoServer|TestShutdownDetachesEverything)$$/^(local|local-stripped)?$$
+# What runs inside: the helpers the kernel must offer, the uprobe link mode
+# it allows and the per-probe link path end to end; OpenSSL clients (curl)
+# and servers (python ssl, openssl s_server), SSL_free's probe, Go
+# crypto/tls client and server, plain HTTP, HTTP/2 over TLS and cleartext,
+# the in-kernel process filter, probes released per file and Shutdown
+# leaving nothing attached. Every other engine test runs on the host in
+# `make test`; KERNEL_TESTS='^(TestX|TestY)$$' picks others.
+KERNEL_TESTS ?= ^(TestKernelFeatureCheck|TestUprobeLinkMode|TestPerProbeLinks|TestCurlHTTPSClient|TestPythonClientAndServer|TestOpenSSLServerCloseDelimited|TestSSLFreeProbeFires|TestPlainHTTP|TestGoTLS|TestHTTP2CurlToGoServer|TestH2CPriorKnowledge|TestExcludedProcessSkippedInKernel|TestProbesReleasedAfterExit|TestShutdownDetachesEverything)$$/^(local|local-stripped)?$$
 
 .PHONY: test-kernel kernel-deps
 
@@ -46,7 +48,7 @@ test-kernel: kernel-deps
 	cd $(KVM_ROOT) && CGO_ENABLED=0 $(GO) build -o $(KERNEL_DIR)/gotls/gotls-local-false internal/engine/testdata/gotls/main.go
 	cd $(KVM_ROOT) && CGO_ENABLED=0 $(GO) build -ldflags='-s -w' -trimpath -o $(KERNEL_DIR)/gotls/gotls-local-true internal/engine/testdata/gotls/main.go
 	@cd $(KVM_ROOT)/internal/engine && start=$$(date +%s); \
-	  TLSTAP_TEST_GOTLS_DIR=$(KERNEL_DIR)/gotls timeout $(KERNEL_TIMEOUT) nice \
+	  TLSTAP_TEST_GOTLS_DIR=$(KERNEL_DIR)/gotls timeout $(KERNEL_TIMEOUT) \
 	    $(KVM_ROOT)/tools/kernel-vm/kernel-vm.sh run $(KERNEL_DIR) -- \
 	    bash -c 'echo "kernel: $$(uname -r)"; exec "$$0" "$$@"' $(KERNEL_DIR)/engine.test \
 	    -test.v -test.count=1 -test.timeout $(KERNEL_TIMEOUT) -test.run '$(KERNEL_TESTS)' \

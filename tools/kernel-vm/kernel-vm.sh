@@ -42,7 +42,7 @@ prepare() {
 	mkdir -p "$dir"
 	if [ "$(cat "$dir/package" 2>/dev/null)" != "$pkg" ]; then
 		rm -rf "${dir:?}"/*
-		(cd "$dir" && apt-get download -q "$pkg" >&2)
+		(cd "$dir" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >&2)
 		dpkg -x "$dir/$pkg"_*.deb "$dir/root"
 		rm -f "$dir/$pkg"_*.deb
 		kver=$(ls "$dir/root/lib/modules")
