@@ -50,7 +50,7 @@ test-kernel: kernel-deps
 	@cd $(KVM_ROOT)/internal/engine && start=$$(date +%s); \
 	  TLSTAP_TEST_GOTLS_DIR=$(KERNEL_DIR)/gotls timeout $(KERNEL_TIMEOUT) \
 	    $(KVM_ROOT)/tools/kernel-vm/kernel-vm.sh run $(KERNEL_DIR) -- \
-	    bash -c 'echo "kernel: $$(uname -r)"; exec "$$0" "$$@"' $(KERNEL_DIR)/engine.test \
+	    bash -c 'echo "kernel: $$(uname -r), waits ×$$TLSTAP_TEST_TIME_SCALE"; exec "$$0" "$$@"' $(KERNEL_DIR)/engine.test \
 	    -test.v -test.count=1 -test.timeout $(KERNEL_TIMEOUT) -test.run '$(KERNEL_TESTS)' \
 	    > $(KERNEL_DIR)/test.log 2>&1; rc=$$?; \
 	  echo "== make test-kernel KERNEL=$(KERNEL): $$(grep -m1 '^kernel: ' $(KERNEL_DIR)/test.log), exit $$rc, $$(( $$(date +%s) - start )) s wall (log: $(KERNEL_DIR)/test.log)"; \

@@ -17,7 +17,7 @@
 # it, so writes work and vanish with the VM. /dev/kvm here cannot run a stock
 # kernel, so QEMU emulates (TCG): boot ≈ 3.5 s, compute ≈ 10× and process
 # start 35–60× slower than the host. The runner exports TLSTAP_TEST_TIME_SCALE
-# (default 10) so tests stretch their waits by it. No overall timeout: wrap in
+# (10, more on a loaded host) so tests stretch their waits by it. No overall timeout: wrap in
 # timeout(1). Environment: VM_CPUS (2), VM_MEM MiB (3072), VM_VERBOSE=1 (kernel
 # messages on stderr).
 set -euo pipefail
@@ -120,7 +120,11 @@ run() {
 	[ -f "$kernel" ] || kernel=$(ls "$dir"/root/boot/vmlinuz-*)
 	job=$(mktemp -d "${TMPDIR:-/tmp}/kernel-vm.XXXXXX")
 	trap 'rm -rf "$job"' EXIT
-	export TLSTAP_TEST_TIME_SCALE=${TLSTAP_TEST_TIME_SCALE:-10}
+	# Waits stretch 10× for the emulation, and by the host's load on top
+	# (load 20 on 2 cores leaves the VM a tenth of its usual share), at most 100×.
+	local scale
+	scale=$(awk -v n="$(nproc)" '{f = $1 / n; if (f < 1) f = 1; s = int(10 * f + 0.5); print (s > 100 ? 100 : s)}' /proc/loadavg)
+	export TLSTAP_TEST_TIME_SCALE=${TLSTAP_TEST_TIME_SCALE:-$scale}
 	{
 		echo '#!/bin/bash'
 		local v
@@ -131,6 +135,12 @@ run() {
 		printf 'cd -- %q || exit 126\n' "$PWD"
 		printf 'exec'; printf ' %q' "$@"; echo
 	} > "$job/cmd"
+	# The guest's clock: QEMU's emulated TSC counts at the host's TSC rate,
+	# but a guest calibrating it on a loaded host got it 4× wrong once (its
+	# clock ran 4× fast: every test timeout fired early). Tell it the rate.
+	local clock="tsc=reliable" khz
+	khz=$(awk '/^flags/ && / constant_tsc/ {c=1} /^cpu MHz/ && !m {m=$4} END {if (c && m) printf "%d", m*1000}' /proc/cpuinfo)
+	[ -n "$khz" ] && clock="$clock tsc_early_khz=$khz"
 	local console=$job/console.log quiet="quiet loglevel=1"
 	[ "${VM_VERBOSE:-0}" = 1 ] && console=/dev/stderr quiet=""
 	# QEMU's stdin: a FIFO nobody writes to but that never reaches EOF (at EOF
@@ -143,7 +153,7 @@ run() {
 		-chardev file,id=ser,path="$console",append=on -serial chardev:ser \
 		-device virtio-serial-pci -chardev stdio,id=out -device virtserialport,chardev=out,name=out \
 		-kernel "$kernel" -initrd "$dir/initramfs.cpio.gz" \
-		-append "console=ttyS0 $quiet panic=-1 mitigations=off tsc=reliable no_timer_check 8250.nr_uarts=1" \
+		-append "console=ttyS0 $quiet panic=-1 mitigations=off $clock no_timer_check 8250.nr_uarts=1 ${VM_APPEND:-}" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 		-virtfs local,path="$job",mount_tag=job,security_model=none <&3
 	rc=$?
