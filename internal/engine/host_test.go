@@ -186,18 +186,18 @@ func engineObjectsOf(t *testing.T, e *Engine) engineObjects {
 	return objs
 }
 
-// links counts the kernel's links to the engine's programs, as the kernel
-// lists them (uprobe_multi, perf-event and raw tracepoint links alike).
-func (objs engineObjects) links() int {
+// links counts the kernel's links to the engine's programs by link type,
+// as the kernel lists them (uprobe_multi, perf-event, raw tracepoint).
+func (objs engineObjects) links() map[link.Type]int {
 	ours := map[ebpf.ProgramID]bool{}
 	for _, id := range objs.progs {
 		ours[id] = true
 	}
-	n := 0
+	n := map[link.Type]int{}
 	it := new(link.Iterator)
 	for it.Next() {
 		if info, err := it.Link.Info(); err == nil && ours[info.Program] {
-			n++
+			n[info.Type]++
 		}
 	}
 	return n
