@@ -160,7 +160,8 @@ run() {
 	set -e
 	[ -f "$job/rc" ] && exit "$(cat "$job/rc")"
 	echo "kernel-vm: the VM stopped before the command finished (qemu exit $rc)" >&2
-	[ -f "$job/console.log" ] && tail -n 40 "$job/console.log" >&2
+	# the kernel's first complaint, then its last words
+	[ -f "$job/console.log" ] && { grep -m1 -A25 -E 'Oops|BUG:|WARNING:|panic' "$job/console.log"; echo ...; tail -n 15 "$job/console.log"; } >&2
 	exit 125
 }
 
