@@ -38,7 +38,11 @@ package() {
 prepare() {
 	local kernel=$1 dir=$2 pkg kver
 	pkg=$(package "$kernel")
-	[ -n "$pkg" ] || { echo "no package for kernel $kernel in the apt lists (apt-get update?)" >&2; exit 1; }
+	if [ -z "$pkg" ]; then # a fresh machine may have no package lists yet
+		apt-get update -qq >&2
+		pkg=$(package "$kernel")
+	fi
+	[ -n "$pkg" ] || { echo "no package for kernel $kernel in the apt lists" >&2; exit 1; }
 	mkdir -p "$dir"
 	if [ "$(cat "$dir/package" 2>/dev/null)" != "$pkg" ]; then
 		rm -rf "${dir:?}"/*
