@@ -50,6 +50,9 @@ func TestValidate(t *testing.T) {
 		{"ring buffer too large", func(c *Config) { c.RingBufferSize = 1 << 31 }, "ring_buffer_size"},
 		{"unknown probe", func(c *Config) { c.TLSProbes = []string{"gnutls"} }, "tls_probes"},
 		{"none combined", func(c *Config) { c.TLSProbes = []string{"openssl", "none"} }, "tls_probes"},
+		{"unknown pii kind", func(c *Config) { c.Policy.PII.Kinds = []string{"ssn"} }, "pii.kinds[0]"},
+		{"unknown secret detector", func(c *Config) { c.Policy.Redaction.SecretValues = []string{"slack"} }, "redaction.secret_values[0]"},
+		{"empty secret field", func(c *Config) { c.Policy.Redaction.ExtraFields = []string{""} }, "redaction.extra_fields[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := NewFactory().CreateDefaultConfig().(*Config)
