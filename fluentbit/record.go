@@ -110,7 +110,7 @@ func (e *recordEncoder) appendRecord(dst []byte, ex *exchange.Exchange) ([]byte,
 // fields builds the flat record map of one exchange.
 func (e *recordEncoder) fields(ex *exchange.Exchange) fields {
 	rec := otelmap.Map(ex, e.opts)
-	res := otelmap.Resource(ex.Process, e.hostName)
+	res := otelmap.Resource(ex.Process, e.hostName, e.opts.ServiceNames)
 	f := make(fields, 0, 2*(14+len(res)+len(rec.Log.Attributes)))
 	add := func(k string, v any) { f = append(f, k, v) }
 

@@ -282,7 +282,7 @@ func TestRecordKeysAreOtelmapAttributes(t *testing.T) {
 	for _, ex := range []*exchange.Exchange{clientExchange(), serverExchange()} {
 		_, m, _ := encodeOne(t, ex)
 		rec := otelmap.Map(ex, testOpts)
-		attrs := append(otelmap.Resource(ex.Process, "node-1"), rec.Log.Attributes...)
+		attrs := append(otelmap.Resource(ex.Process, "node-1", nil), rec.Log.Attributes...)
 		for _, kv := range attrs {
 			got, ok := m[kv.Key]
 			if !ok {

@@ -127,6 +127,11 @@ type Process struct {
 	ExeName      string
 	CommandArgs  []string
 	Owner        string // user name, or the numeric uid when it has no name
+	// UID is the effective user id (process.user.id) when UIDKnown. Read
+	// from /proc it is the effective uid; from an exec record it is the uid
+	// the kernel reported at exec, which differs only for set-user-ID files.
+	UID      uint32
+	UIDKnown bool
 	CreationTime time.Time
 	ContainerID  string
 }
