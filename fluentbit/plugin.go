@@ -123,6 +123,9 @@ func (p *plugin) stop() error {
 			zap.Uint64("ring_buffer_events_lost", s.EventsLost),
 			zap.Uint64("bytes_shed", s.BytesShed),
 			zap.Uint64("h2_streams_dropped", s.H2StreamsDropped),
+			zap.Uint64("secrets_redacted", s.Policy.FieldsRedacted+s.Policy.SecretValuesRedacted),
+			zap.Uint64("bodies_not_inspected", s.Policy.BodiesNotInspected),
+			zap.Any("pii_exchanges", s.Policy.PII),
 			zap.Int64("buffers_not_freed", p.outstanding.Load()))
 	}
 	_ = p.logger.Sync()

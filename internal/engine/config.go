@@ -13,6 +13,7 @@ import (
 const (
 	ProbeOpenSSL = "openssl"
 	ProbeGo      = "go"
+	ProbeGnuTLS  = "gnutls"
 	ProbeNone    = "none"
 )
 
@@ -28,7 +29,7 @@ type Config struct {
 	// twice into the agent (wrap-around reads), so RSS shows twice its size.
 	RingBufferSize int `mapstructure:"ring_buffer_size"`
 	// TLSProbes selects the TLS libraries to hook: "openssl", "go" (Go's
-	// crypto/tls), or "none" for plain sockets only.
+	// crypto/tls), "gnutls", or "none" for plain sockets only.
 	TLSProbes []string `mapstructure:"tls_probes"`
 	// Policy holds filters, sampling, redaction and the body policy. Its
 	// keys (filters, sampling, redaction, bodies, span_headers) sit at the
@@ -45,7 +46,7 @@ func DefaultConfig() Config {
 	return Config{
 		MaxBodyBytes:   64 << 10,
 		RingBufferSize: 4 << 20,
-		TLSProbes:      []string{ProbeOpenSSL, ProbeGo},
+		TLSProbes:      []string{ProbeOpenSSL, ProbeGo, ProbeGnuTLS},
 		Policy:         policy.DefaultConfig(),
 	}
 }
@@ -65,13 +66,13 @@ func (c *Config) Validate() error {
 	}
 	for _, p := range c.TLSProbes {
 		switch p {
-		case ProbeOpenSSL, ProbeGo:
+		case ProbeOpenSSL, ProbeGo, ProbeGnuTLS:
 		case ProbeNone:
 			if len(c.TLSProbes) > 1 {
 				errs = append(errs, errors.New(`tls_probes: "none" cannot be combined with other probes`))
 			}
 		default:
-			errs = append(errs, fmt.Errorf("tls_probes: unknown probe %q (known: %q, %q, %q)", p, ProbeOpenSSL, ProbeGo, ProbeNone))
+			errs = append(errs, fmt.Errorf("tls_probes: unknown probe %q (known: %q, %q, %q, %q)", p, ProbeOpenSSL, ProbeGo, ProbeGnuTLS, ProbeNone))
 		}
 	}
 	if err := c.Policy.Validate(); err != nil {

@@ -22,7 +22,7 @@ func TestCreateDefaultConfig(t *testing.T) {
 	assert.Equal(t, engine.DefaultConfig(), cfg.EngineConfig())
 	assert.Equal(t, 64<<10, cfg.MaxBodyBytes)
 	assert.Equal(t, 4<<20, cfg.RingBufferSize)
-	assert.Equal(t, []string{"openssl", "go"}, cfg.TLSProbes)
+	assert.Equal(t, []string{"openssl", "go", "gnutls"}, cfg.TLSProbes)
 	assert.NoError(t, xconfmap.Validate(cfg))
 }
 
@@ -53,8 +53,11 @@ func TestValidate(t *testing.T) {
 		{"ring buffer not power of two", func(c *Config) { c.RingBufferSize = 5000 }, "ring_buffer_size"},
 		{"ring buffer too small", func(c *Config) { c.RingBufferSize = 1024 }, "ring_buffer_size"},
 		{"ring buffer too large", func(c *Config) { c.RingBufferSize = 1 << 31 }, "ring_buffer_size"},
-		{"unknown probe", func(c *Config) { c.TLSProbes = []string{"gnutls"} }, "tls_probes"},
+		{"unknown probe", func(c *Config) { c.TLSProbes = []string{"wolfssl"} }, "tls_probes"},
 		{"none combined", func(c *Config) { c.TLSProbes = []string{"openssl", "none"} }, "tls_probes"},
+		{"unknown pii kind", func(c *Config) { c.Policy.PII.Kinds = []string{"ssn"} }, "pii.kinds[0]"},
+		{"unknown secret detector", func(c *Config) { c.Policy.Redaction.SecretValues = []string{"slack"} }, "redaction.secret_values[0]"},
+		{"empty secret field", func(c *Config) { c.Policy.Redaction.ExtraFields = []string{""} }, "redaction.extra_fields[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := NewFactory().CreateDefaultConfig().(*Config)
@@ -112,7 +115,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewID(metadata.Type), want: NewFactory().CreateDefaultConfig().(*Config)},
 		{id: component.NewIDWithName(metadata.Type, "custom"), want: custom},
 		{id: component.NewIDWithName(metadata.Type, "bad_body"), wantErr: "max_body_bytes: -1 out of range [0, 67108864]"},
-		{id: component.NewIDWithName(metadata.Type, "bad_probes"), wantErr: `tls_probes: unknown probe "wolfssl" (known: "openssl", "go", "none")` + "\n" +
+		{id: component.NewIDWithName(metadata.Type, "bad_probes"), wantErr: `tls_probes: unknown probe "wolfssl" (known: "openssl", "go", "gnutls", "none")` + "\n" +
 			`tls_probes: "none" cannot be combined with other probes`},
 		{id: component.NewIDWithName(metadata.Type, "bad_service_names"), wantErr: `service_names[0].executable: "[": syntax error in pattern` + "\n" +
 			"service_names[1].name: empty"},
