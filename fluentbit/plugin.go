@@ -57,7 +57,7 @@ func newLogger() *zap.Logger {
 func newPlugin(cfg pluginConfig, logger *zap.Logger) *plugin {
 	host, _ := os.Hostname()
 	p := &plugin{cfg: cfg, logger: logger, queue: newQueue(cfg.QueueSize, logger)}
-	p.enc = newRecordEncoder(host, otelmap.Options{})
+	p.enc = newRecordEncoder(host, otelmap.Options{ServiceNames: cfg.Engine.ServiceNames})
 	return p
 }
 
@@ -71,7 +71,7 @@ func (p *plugin) start(ctx context.Context) error {
 		return err
 	}
 	// The engine's policy redacted already; the span-header opt-in is its too.
-	p.enc.opts = otelmap.Options{RedactHeaders: policy.PassHeaders, SpanHeaders: eng.SpanHeaders}
+	p.enc.opts = otelmap.Options{RedactHeaders: policy.PassHeaders, SpanHeaders: eng.SpanHeaders, ServiceNames: p.cfg.Engine.ServiceNames}
 	p.eng = eng
 	p.logger.Info("tlstap input started",
 		zap.Int("max_body_bytes", p.cfg.Engine.MaxBodyBytes),

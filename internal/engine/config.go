@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/tlstap/tlstap/internal/otelmap"
 	"github.com/tlstap/tlstap/internal/policy"
 )
 
@@ -34,6 +35,10 @@ type Config struct {
 	// keys (filters, sampling, redaction, bodies, span_headers) sit at the
 	// top level next to the keys above; see policy.Config.
 	Policy policy.Config `mapstructure:",squash"`
+	// ServiceNames set the resource's service.name per executable (glob →
+	// name, first match wins); other processes are
+	// "unknown_service:<executable name>". The front ends apply them.
+	ServiceNames otelmap.ServiceNames `mapstructure:"service_names"`
 }
 
 // DefaultConfig returns the defaults documented in the README.
@@ -71,6 +76,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.ServiceNames.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

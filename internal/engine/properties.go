@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tlstap/tlstap/internal/otelmap"
 	"github.com/tlstap/tlstap/internal/policy"
 )
 
@@ -47,6 +48,8 @@ import (
 //	body_content_types    text/*,application/json    bodies.content_types
 //	span_request_headers  content-type      span_headers.request
 //	span_response_headers server            span_headers.response
+//	service_names         checkout=python3*,web=/usr/sbin/nginx   service_names
+//	                                        (name=executable glob, first match wins)
 //
 // An invalid policy value is reported with its property name followed by
 // the nested field ("include_ports: filters.include.ports[0]: ...").
@@ -78,6 +81,16 @@ func ConfigFromProperties(get func(key string) string) (Config, error) {
 	pp := policyProps{get: get, cfg: &cfg.Policy}
 	pp.parse()
 	errs = append(errs, pp.errs...)
+	if v := strings.TrimSpace(get("service_names")); v != "" {
+		for _, f := range splitList(v) {
+			name, glob, ok := strings.Cut(f, "=")
+			if !ok {
+				errs = append(errs, fmt.Errorf("service_names: %q is not name=executable", f))
+				continue
+			}
+			cfg.ServiceNames = append(cfg.ServiceNames, otelmap.ServiceNameRule{Executable: glob, Name: name})
+		}
+	}
 	if len(errs) > 0 {
 		return cfg, errors.Join(errs...)
 	}

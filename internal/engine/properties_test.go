@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlstap/tlstap/internal/otelmap"
 	"github.com/tlstap/tlstap/internal/policy"
 )
 
@@ -131,6 +132,33 @@ func TestConfigFromPropertiesPolicy(t *testing.T) {
 		})
 		if err == nil || !strings.HasPrefix(err.Error(), key+":") {
 			t.Errorf("%s=%q: error %v does not name the property", key, bad, err)
+		}
+	}
+}
+
+func TestConfigFromPropertiesServiceNames(t *testing.T) {
+	props := map[string]string{"service_names": "checkout=python3*, web=/usr/sbin/nginx"}
+	cfg, err := ConfigFromProperties(func(k string) string { return props[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := otelmap.ServiceNames{{Executable: "python3*", Name: "checkout"}, {Executable: "/usr/sbin/nginx", Name: "web"}}
+	if !reflect.DeepEqual(cfg.ServiceNames, want) {
+		t.Errorf("ServiceNames = %+v, want %+v", cfg.ServiceNames, want)
+	}
+	for bad, msg := range map[string]string{
+		"checkout":  `service_names: "checkout" is not name=executable`,
+		"x=[":       `service_names[0].executable: "[": syntax error in pattern`,
+		"=python3*": `service_names[0].name: empty`,
+	} {
+		_, err := ConfigFromProperties(func(k string) string {
+			if k == "service_names" {
+				return bad
+			}
+			return ""
+		})
+		if err == nil || err.Error() != msg {
+			t.Errorf("service_names=%q: error %v, want %q", bad, err, msg)
 		}
 	}
 }

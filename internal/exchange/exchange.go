@@ -128,12 +128,17 @@ var flagNames = [...]string{"incomplete", "request_truncated", "response_truncat
 // Process is the captured process, cached from /proc when it was first seen
 // so that a process that exits right after its exchange is still attributed.
 type Process struct {
-	PID          int
-	PPID         int
-	ExePath      string
-	ExeName      string
-	CommandArgs  []string
-	Owner        string // user name, or the numeric uid when it has no name
+	PID         int
+	PPID        int
+	ExePath     string
+	ExeName     string
+	CommandArgs []string
+	Owner       string // user name, or the numeric uid when it has no name
+	// UID is the effective user id (process.user.id) when UIDKnown. Read
+	// from /proc it is the effective uid; from an exec record it is the uid
+	// the kernel reported at exec, which differs only for set-user-ID files.
+	UID          uint32
+	UIDKnown     bool
 	CreationTime time.Time
 	ContainerID  string
 }

@@ -186,9 +186,11 @@ type Bodies struct {
 	Capture bool `mapstructure:"capture"`
 	// ContentTypes whose bodies are kept (case-insensitive media types,
 	// parameters ignored; '*' matches any run of characters, so "text/*" and
-	// "application/*+json" work; "*" allows everything). Other bodies are
-	// recorded as size only. A message without Content-Type keeps its body
-	// when the body is valid UTF-8 without NUL bytes. A content-encoded body
+	// "application/*+json" work; "*" allows everything). While text/* is
+	// allowed, a Content-Type with a charset parameter is text too. Other
+	// bodies are recorded as size only. A message without Content-Type keeps
+	// its body when the body is valid UTF-8 without NUL bytes (a character
+	// split by max_body_bytes at its end does not count against it). A content-encoded body
 	// that could not be decoded is recorded as size only.
 	ContentTypes []string `mapstructure:"content_types"`
 }
@@ -231,6 +233,7 @@ func DefaultBodyPatterns() []BodyPattern {
 var DefaultContentTypes = []string{
 	"text/*", "application/json", "application/*+json", "application/xml",
 	"application/*+xml", "application/x-www-form-urlencoded",
+	"application/yaml", "application/*+yaml", "application/x-yaml",
 	// gRPC messages are kept as the length-prefixed frames (rpc semantic
 	// conventions need them as bytes, up to max_body_bytes).
 	"application/grpc", "application/grpc+*",

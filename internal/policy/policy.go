@@ -140,6 +140,7 @@ type Policy struct {
 	capture          bool
 	contentTypes     []string // lowercase
 	allTypes         bool
+	textTypes        bool // text/* is allowed: so is any body with a charset
 	spanReq, spanRes nameSet
 	insp             inspector
 
@@ -232,6 +233,7 @@ func compile(c *Config) (*Policy, error) {
 			errs.add(f, "%q is not a media type (type/subtype)", c.Bodies.ContentTypes[i])
 		default:
 			p.contentTypes = append(p.contentTypes, ct)
+			p.textTypes = p.textTypes || foldGlob(ct, "text/plain")
 		}
 	}
 
@@ -829,15 +831,16 @@ func (p *Policy) bodyAllowed(m *exchange.Message) bool {
 			return false // still encoded: opaque bytes
 		}
 	}
-	ct, _ := m.Get("Content-Type")
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
+	full, _ := m.Get("Content-Type")
+	ct, params, _ := strings.Cut(full, ";")
 	ct = strings.TrimSpace(ct)
 	if ct == "" {
 		b := m.DecodedBody
 		if b == nil {
 			b = m.Body
+		}
+		if m.BodyTruncated {
+			b = exchange.CutIncompleteRune(b) // the limit may split a character
 		}
 		return utf8.Valid(b) && !slices.Contains(b, 0)
 	}
@@ -846,6 +849,21 @@ func (p *Policy) bodyAllowed(m *exchange.Message) bool {
 	}
 	for _, pat := range p.contentTypes {
 		if foldGlob(pat, ct) {
+			return true
+		}
+	}
+	// A charset parameter says the body is text, whatever its media type
+	// ("application/x-ndjson; charset=utf-8"): kept while text/* is.
+	return p.textTypes && hasCharset(params)
+}
+
+// hasCharset reports whether Content-Type parameters name a charset.
+func hasCharset(params string) bool {
+	for params != "" {
+		var p string
+		p, params, _ = strings.Cut(params, ";")
+		name, _, ok := strings.Cut(p, "=")
+		if ok && equalFoldASCII(strings.TrimSpace(name), "charset") {
 			return true
 		}
 	}

@@ -1,15 +1,20 @@
 package tlstapreceiver
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/confmap/xconfmap"
 
 	"github.com/tlstap/tlstap/internal/engine"
+	"github.com/tlstap/tlstap/internal/otelmap"
 	"github.com/tlstap/tlstap/internal/policy"
+	"github.com/tlstap/tlstap/receiver/tlstapreceiver/internal/metadata"
 )
 
 func TestCreateDefaultConfig(t *testing.T) {
@@ -73,4 +78,73 @@ func TestValidate(t *testing.T) {
 	err := cfg.Validate()
 	assert.ErrorContains(t, err, "max_body_bytes")
 	assert.ErrorContains(t, err, "ring_buffer_size")
+}
+
+// TestLoadConfig loads the named receivers of testdata/config.yaml the way
+// the Collector does (strict unmarshalling, then validation) and checks the
+// result, or the exact error.
+func TestLoadConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+
+	custom := NewFactory().CreateDefaultConfig().(*Config)
+	custom.MaxBodyBytes, custom.RingBufferSize, custom.TLSProbes = 4096, 8<<20, []string{"openssl"}
+	p := &custom.Policy
+	p.Filters.Include.Executables = []string{"curl", "/usr/bin/python3*"}
+	p.Filters.Include.Ports = []int{443, 8443}
+	p.Filters.Exclude.Hosts = []string{"*.internal"}
+	p.Filters.Direction, p.Filters.Loopback = "egress", false
+	p.Sampling.Ratio, p.Sampling.PerHost = 0.5, map[string]float64{"api.example.com": 0.1}
+	p.Redaction.ExtraHeaders = []string{"x-session"}
+	p.Redaction.ExtraQueryParameters = []string{"token"}
+	p.Bodies.Capture = false
+	p.SpanHeaders.Request, p.SpanHeaders.Response = []string{"content-type"}, []string{"server"}
+	custom.ServiceNames = otelmap.ServiceNames{{Executable: "python3*", Name: "checkout"}, {Executable: "/usr/sbin/nginx", Name: "web"}}
+	// Unmarshalled, as the Collector does: the generated config records
+	// that the user set the field.
+	require.NoError(t, confmap.NewFromStringMap(map[string]any{
+		"process.command_args": map[string]any{"enabled": false},
+	}).Unmarshal(&custom.ResourceAttributes))
+	require.False(t, custom.ResourceAttributes.ProcessCommandArgs.Enabled)
+
+	for _, tc := range []struct {
+		id      component.ID
+		want    *Config
+		wantErr string
+	}{
+		{id: component.NewID(metadata.Type), want: NewFactory().CreateDefaultConfig().(*Config)},
+		{id: component.NewIDWithName(metadata.Type, "custom"), want: custom},
+		{id: component.NewIDWithName(metadata.Type, "bad_body"), wantErr: "max_body_bytes: -1 out of range [0, 67108864]"},
+		{id: component.NewIDWithName(metadata.Type, "bad_probes"), wantErr: `tls_probes: unknown probe "wolfssl" (known: "openssl", "go", "gnutls", "none")` + "\n" +
+			`tls_probes: "none" cannot be combined with other probes`},
+		{id: component.NewIDWithName(metadata.Type, "bad_service_names"), wantErr: `service_names[0].executable: "[": syntax error in pattern` + "\n" +
+			"service_names[1].name: empty"},
+		{id: component.NewIDWithName(metadata.Type, "bad_sampling"), wantErr: "sampling.ratio: 2 not in [0,1]"},
+		{id: component.NewIDWithName(metadata.Type, "unknown_key"), wantErr: "decoding failed due to the following error(s):\n\n'tlstapreceiver.Config' has invalid keys: max_body_byte"},
+	} {
+		t.Run(tc.id.String(), func(t *testing.T) {
+			cfg := NewFactory().CreateDefaultConfig()
+			sub, err := cm.Sub(tc.id.String())
+			require.NoError(t, err)
+			err = sub.Unmarshal(cfg)
+			if err == nil {
+				err = xconfmap.Validate(cfg)
+			}
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Equal(t, tc.wantErr, err.Error())
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, cfg)
+		})
+	}
+}
+
+func TestDisabledResourceAttributes(t *testing.T) {
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	assert.Empty(t, cfg.disabledResourceAttributes())
+	cfg.ResourceAttributes.ProcessCommandArgs.Enabled = false
+	cfg.ResourceAttributes.HostName.Enabled = false
+	assert.Equal(t, map[string]bool{"process.command_args": true, "host.name": true}, cfg.disabledResourceAttributes())
 }

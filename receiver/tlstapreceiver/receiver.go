@@ -69,15 +69,16 @@ type tlstapReceiver struct {
 	started    bool
 	stopped    bool
 
-	host       component.Host
-	queue      chan *exchange.Exchange
-	stopping   chan struct{} // closed once the engine stopped calling the sink
-	drained    chan struct{} // closed when the conversion loop exited
-	ctx        context.Context
-	cancel     context.CancelFunc
-	failing    atomic.Bool   // the last consume failed (status reported)
-	dropped    atomic.Uint64 // exchanges that arrived after shutdown
-	mapOptions otelmap.Options
+	host         component.Host
+	queue        chan *exchange.Exchange
+	stopping     chan struct{} // closed once the engine stopped calling the sink
+	drained      chan struct{} // closed when the conversion loop exited
+	ctx          context.Context
+	cancel       context.CancelFunc
+	failing      atomic.Bool   // the last consume failed (status reported)
+	dropped      atomic.Uint64 // exchanges that arrived after shutdown
+	mapOptions   otelmap.Options
+	dropResource map[string]bool
 }
 
 func newReceiver(cfg *Config, set receiver.Settings, newEngine engineFactory) (*tlstapReceiver, error) {
@@ -109,6 +110,8 @@ func newReceiver(cfg *Config, set receiver.Settings, newEngine engineFactory) (*
 		r.cancel()
 		return nil, err
 	}
+	r.mapOptions.ServiceNames = cfg.ServiceNames
+	r.dropResource = cfg.disabledResourceAttributes()
 	if eng, ok := r.engine.(*engine.Engine); ok {
 		// The engine's policy already redacted what its configuration
 		// says (a user may have removed a header from the list); the
@@ -155,8 +158,9 @@ func (r *tlstapReceiver) Start(ctx context.Context, host component.Host) error {
 
 	go r.run()
 	if err := r.engine.Start(ctx); err != nil {
+		// No status report here: the collector reports a permanent error
+		// for a component whose Start fails.
 		r.stopLoop(ctx)
-		componentstatus.ReportStatus(host, componentstatus.NewPermanentErrorEvent(err))
 		return err
 	}
 	r.logger.Info("tlstap capture engine started",
@@ -282,6 +286,7 @@ func (r *tlstapReceiver) consume(batch []*exchange.Exchange) {
 		traces:       nextTraces != nil,
 		logs:         nextLogs != nil,
 		options:      r.mapOptions,
+		dropResource: r.dropResource,
 	})
 	var errs []error
 	if nextTraces != nil {
