@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tlstap/tlstap/internal/elfmut"
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 // The fuzz targets and TestHostileExecutables feed real Go executables,
@@ -63,8 +64,10 @@ func inspectBytes(t *testing.T, data []byte, opt options) {
 }
 
 func FuzzInspect(f *testing.F) {
-	for _, b := range seedFiles(f) {
-		f.Add(b)
+	if !testenv.FuzzWorker() {
+		for _, b := range seedFiles(f) {
+			f.Add(b)
+		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		inspectBytes(t, data, options{})
@@ -76,6 +79,9 @@ func FuzzInspect(f *testing.F) {
 // with the real Read and Write bodies as seeds.
 func FuzzDecode(f *testing.F) {
 	for _, v := range seedVariants() {
+		if testenv.FuzzWorker() {
+			break
+		}
 		path := build(f, v)
 		info, err := Inspect(path)
 		if err != nil {
@@ -90,7 +96,10 @@ func FuzzDecode(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, code []byte, addr, memmove uint64) {
-		if len(code) > MaxFuncSize {
+		if len(code) > 64<<10 {
+			// Real bodies are a few KiB; decoding is linear in the length
+			// (TestHostileExecutables covers the MaxFuncSize bound), and
+			// megabyte inputs would only slow the search down.
 			return
 		}
 		rets, _, err := scanReturns(code, 0x1000)

@@ -9,6 +9,7 @@
 package testenv
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -62,4 +63,13 @@ func RequireFile(t testing.TB, path string) {
 	if _, err := os.Stat(path); err != nil {
 		Missing(t, "%s: %v", path, err)
 	}
+}
+
+// FuzzWorker reports whether this process is a fuzzing worker. Workers get
+// their inputs from the coordinator and ignore F.Add: fuzz targets whose
+// seeds are costly to make (executables built by the test) skip making
+// them there.
+func FuzzWorker() bool {
+	f := flag.Lookup("test.fuzzworker")
+	return f != nil && f.Value.String() == "true"
 }
