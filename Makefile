@@ -8,8 +8,8 @@ GO    ?= go
 export GOFLAGS ?= -mod=mod
 
 # Debian packages the build and the tests need. Installed only when missing.
-DEPS_BIN := clang:clang llvm-strip:llvm curl:curl openssl:openssl node:nodejs python3:python3
-DEPS_PKG := libbpf-dev libmsgpack-dev
+DEPS_BIN := clang:clang llvm-strip:llvm curl:curl openssl:openssl node:nodejs python3:python3 gcc:gcc readelf:binutils
+DEPS_PKG := libbpf-dev libmsgpack-dev libc6-dev
 
 .PHONY: deps generate test vet fuzz-smoke clean
 

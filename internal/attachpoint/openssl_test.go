@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/arch/x86/x86asm"
+
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 // The internal read/write functions found must be the real ones: in a binary
@@ -15,7 +17,7 @@ import (
 func TestFindOpenSSLNode(t *testing.T) {
 	node, err := filepath.EvalSymlinks("/usr/bin/node")
 	if err != nil {
-		t.Skip("node not installed")
+		testenv.Missing(t, "node not installed")
 	}
 	got, err := FindOpenSSL(node)
 	if err != nil {
@@ -28,7 +30,7 @@ func TestFindOpenSSLNode(t *testing.T) {
 	defer f.Close()
 	syms, err := f.Symbols()
 	if err != nil {
-		t.Skip("node has no symbol table")
+		testenv.Missing(t, "node has no symbol table: %v", err)
 	}
 	want := map[string]uint64{}
 	for _, s := range syms {
@@ -55,7 +57,7 @@ func systemLibSSL3(t *testing.T) (string, OpenSSL) {
 	t.Helper()
 	lib := "/usr/lib/x86_64-linux-gnu/libssl.so.3"
 	if _, err := os.Stat(lib); err != nil {
-		t.Skip("no libssl3")
+		testenv.Missing(t, "no libssl3")
 	}
 	got, err := FindOpenSSL(lib)
 	if err != nil {

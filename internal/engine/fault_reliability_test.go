@@ -21,6 +21,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tlstap/tlstap/internal/exchange"
+
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 // warnings returns the recorded log entries at Warn or above.
@@ -122,7 +124,7 @@ func systemLibSSLPath(t *testing.T) string {
 			return p
 		}
 	}
-	t.Skip("no libssl.so.3 on this host")
+	testenv.Missing(t, "no libssl.so.3 on this host")
 	return ""
 }
 
@@ -227,9 +229,7 @@ time.sleep(60)
 // and still captures.
 func TestFaultUnreadableRoot(t *testing.T) {
 	requireRoot(t)
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("unshare not installed")
-	}
+	testenv.RequireCommand(t, "unshare")
 	zdir := t.TempDir()
 	zombie := exec.Command("python3", writeFile(t, zdir, "zombie.py", pyZombie))
 	zout, _ := zombie.StdoutPipe()

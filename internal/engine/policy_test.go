@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 // An excluded executable produces nothing: the kernel skips it (skip_tgids),
@@ -123,7 +125,7 @@ func TestContainerIDFromRealCgroup(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(base, "cgroup.procs")); err != nil {
 		base = "/sys/fs/cgroup"
 		if _, err := os.Stat(filepath.Join(base, "cgroup.subtree_control")); err != nil {
-			t.Skip("no cgroup v2 hierarchy mounted")
+			testenv.Missing(t, "no cgroup v2 hierarchy mounted")
 		}
 	}
 	raw := make([]byte, 32)
