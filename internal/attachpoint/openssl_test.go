@@ -53,7 +53,7 @@ func TestFindOpenSSLNode(t *testing.T) {
 	}
 	for _, c := range []struct {
 		wrapper, internal string
-		got                uint64
+		got               uint64
 	}{{"SSL_read_ex", "ssl_read_internal", got.ReadInternal}, {"SSL_write_ex", "ssl_write_internal", got.WriteInternal}} {
 		w := bySym[c.wrapper]
 		out, err := exec.Command(objdump, "-d", "--no-show-raw-insn", fmt.Sprintf("--start-address=%#x", w.Value),
