@@ -127,6 +127,7 @@ type discoverer struct {
 	work   chan notification
 	goBins *goinfo.Cache
 	policy *policy.Policy
+	guard  *analysisGuard // every file analysis runs inside it (analysis.go)
 	// notGo remembers executables that are not Go TLS programs, so the
 	// exec of a shell or coreutil costs one stat. Keyed by file version:
 	// an inode number is reused once its file is deleted (test and build
@@ -266,7 +267,10 @@ func (d *discoverer) attachProcess(pid uint32) {
 			d.use(id, pid)
 			continue
 		}
-		n, err := attach(t.Path, ver)
+		n, err := analysed(d.guard, pid, t.Path, ver, func() (int, error) { return attach(t.Path, ver) })
+		if errors.Is(err, errFileSkipped) {
+			continue
+		}
 		if err != nil {
 			d.attachFailed("cannot hook TLS library", pid, t.Path, err)
 			continue
@@ -375,7 +379,10 @@ func (d *discoverer) attachGo(pid uint32) {
 		d.use(id, pid)
 		return
 	}
-	info, err := d.goBins.Inspect(exe)
+	info, err := analysed(d.guard, pid, exe, ver, func() (goinfo.Info, error) { return d.goBins.Inspect(exe) })
+	if errors.Is(err, errFileSkipped) {
+		return
+	}
 	if err != nil {
 		if errors.Is(err, goinfo.ErrNotGo) || errors.Is(err, goinfo.ErrNoTLS) || errors.Is(err, goinfo.ErrUnsupported) {
 			if len(d.notGo) > 65536 {
@@ -394,7 +401,10 @@ func (d *discoverer) attachGo(pid uint32) {
 		d.logger.Warn("unknown Go version: using the nearest known struct layout", zap.Uint32("pid", pid),
 			zap.String("go", info.GoVersion), zap.String("layout", info.OffsetsFrom))
 	}
-	n, err := d.kern.attachGo(exe, ver, info)
+	n, err := analysed(d.guard, pid, exe, ver, func() (int, error) { return d.kern.attachGo(exe, ver, info) })
+	if errors.Is(err, errFileSkipped) {
+		return
+	}
 	if err != nil {
 		d.attachFailed("cannot hook Go crypto/tls", pid, exe, err)
 		return

@@ -62,13 +62,17 @@ type Engine struct {
 	perProbeLinks bool
 	stats         counters
 
-	kernMu  sync.Mutex // guards kern against Stats during Shutdown
-	kern    *kernel
-	reader  *ringbuf.Reader
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	monoOff int64 // wall clock ns minus kernel monotonic ns
-	started atomic.Bool
+	kernMu sync.Mutex // guards kern against Stats during Shutdown
+	kern   *kernel
+	// lastLoss keeps the kernel's loss counters read just before the
+	// kernel side is released, so the Stats of a stopped engine (a front
+	// end's stop log) still report the loss instead of zeros.
+	lastLoss Stats
+	reader   *ringbuf.Reader
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	monoOff  int64 // wall clock ns minus kernel monotonic ns
+	started  atomic.Bool
 }
 
 // counters are the engine's own; kernel-side loss is read from the stats map.
@@ -76,7 +80,7 @@ type counters struct {
 	exchanges, incomplete, truncated, parseErrors atomic.Uint64
 	eventsRead, streamGaps, badRecords            atomic.Uint64
 	attachErrors, connsEvicted, discoveryDropped  atomic.Uint64
-	h2Dropped                                     atomic.Uint64
+	h2Dropped, filesSkipped                       atomic.Uint64
 	conns                                         atomic.Int64
 }
 
@@ -130,7 +134,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		work: make(chan notification, discoveryCap), goBins: goinfo.NewCache(), notGo: map[fileVersion]struct{}{},
 		stripped:     map[procscan.FileKey]struct{}{},
 		releaseAfter: e.probeRelease, users: map[fileID]map[uint32]struct{}{}, byPID: map[uint32][]fileID{},
-		pinned: map[fileID]bool{}, idleSince: map[fileID]time.Time{}}
+		pinned: map[fileID]bool{}, idleSince: map[fileID]time.Time{}, guard: newAnalysisGuard(e.logger, &e.stats.filesSkipped)}
 	disc.initial()
 	// The first scan reads the symbol tables of every Go executable on the
 	// host (tens of MB for large binaries), garbage once analysed, which the
@@ -321,6 +325,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	t1 := time.Now()
 	e.kernMu.Lock()
+	e.kern.lossStats(&e.lastLoss)
 	kerr := e.kern.close()
 	e.kern = nil
 	e.kernMu.Unlock()
@@ -349,6 +354,7 @@ func (e *Engine) Stats() Stats {
 		DiscoveryDropped:    e.stats.discoveryDropped.Load(),
 		BadRecords:          e.stats.badRecords.Load(),
 		H2StreamsDropped:    e.stats.h2Dropped.Load(),
+		FilesSkipped:        e.stats.filesSkipped.Load(),
 		Policy:              e.policy.Stats(),
 	}
 	e.kernMu.Lock()
@@ -356,6 +362,9 @@ func (e *Engine) Stats() Stats {
 		k.lossStats(&s)
 		s.ProbesAttached = uint64(k.probeCount())
 		s.UprobeLinks = uint64(k.uprobeLinks())
+	} else {
+		s.EventsLost, s.BytesLost = e.lastLoss.EventsLost, e.lastLoss.BytesLost
+		s.ControlEventsLost, s.BytesShed = e.lastLoss.ControlEventsLost, e.lastLoss.BytesShed
 	}
 	e.kernMu.Unlock()
 	return s

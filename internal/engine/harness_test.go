@@ -24,6 +24,8 @@ import (
 	"github.com/tlstap/tlstap/internal/exchange"
 
 	"github.com/tlstap/tlstap/internal/selfsigned"
+
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 // maxKept bounds the exchanges a capture keeps.
@@ -38,12 +40,7 @@ type capture struct {
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("capture tests must run as root in CI")
-		}
-		t.Skip("capture tests need root")
-	}
+	testenv.RequireRoot(t)
 }
 
 // scaled stretches a test's wait where everything runs slower: the kernel

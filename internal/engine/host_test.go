@@ -17,6 +17,8 @@ import (
 
 	tlsbpf "github.com/tlstap/tlstap/bpf"
 	"github.com/tlstap/tlstap/internal/exchange"
+
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 // TestStartNotRoot re-runs this test binary as an unprivileged user: Start
@@ -82,9 +84,7 @@ func TestStartWithoutBTF(t *testing.T) {
 		return
 	}
 	requireRoot(t)
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("unshare (util-linux) not installed")
-	}
+	testenv.RequireCommand(t, "unshare")
 	// unshare -m makes the new namespace's mounts private: the host keeps its BTF.
 	cmd := exec.Command("unshare", "-m", "sh", "-c",
 		`mount -t tmpfs tlstap-no-btf /sys/kernel/btf && exec "$0" -test.run '^TestStartWithoutBTF$' -test.v`, os.Args[0])
@@ -259,7 +259,7 @@ func TestProbesReleasedAfterExit(t *testing.T) {
 	defer e.Shutdown(context.Background())
 	node, err := filepath.EvalSymlinks("/usr/bin/node")
 	if err != nil {
-		t.Skip("no node")
+		testenv.Missing(t, "no node: %v", err)
 	}
 	id, _ := statID(node)
 	lib, _ := statID("/usr/lib/x86_64-linux-gnu/libssl.so.3")

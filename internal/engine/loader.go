@@ -512,7 +512,7 @@ func (k *kernel) current(ver fileVersion) bool {
 	if !ok {
 		return false
 	}
-	if h.ver.size == ver.size && h.ver.mtimeNs == ver.mtimeNs {
+	if h.ver == ver {
 		return true
 	}
 	n := k.detach(ver.id)
@@ -619,6 +619,10 @@ type fileVersion struct {
 	id      fileID
 	size    int64
 	mtimeNs int64
+	// ctimeNs catches a rewrite that keeps the size and restores the
+	// mtime (utimes can set mtime, never ctime). A chmod or chown moves
+	// it too: the file is then analysed again for nothing (a few ms).
+	ctimeNs int64
 }
 
 func statVersion(path string) (fileVersion, error) {
@@ -626,7 +630,7 @@ func statVersion(path string) (fileVersion, error) {
 	if err := unix.Stat(path, &st); err != nil {
 		return fileVersion{}, err
 	}
-	return fileVersion{id: fileID{dev: st.Dev, ino: st.Ino}, size: st.Size, mtimeNs: st.Mtim.Nano()}, nil
+	return fileVersion{id: fileID{dev: st.Dev, ino: st.Ino}, size: st.Size, mtimeNs: st.Mtim.Nano(), ctimeNs: st.Ctim.Nano()}, nil
 }
 
 func statID(path string) (fileID, error) {

@@ -23,5 +23,6 @@ type Stats struct {
 	ControlEventsLost   uint64       // exec/exit/close/mmap records the ring buffer could not take
 	BadRecords          uint64       // ring buffer records that did not decode
 	H2StreamsDropped    uint64       // HTTP/2 requests seen but not emitted: header block undecodable after a loss
+	FilesSkipped        uint64       // executables/libraries not hooked: too large, analysis too slow or failed (hostile or malformed)
 	Policy              policy.Stats // filtered, sampled out, redactions applied
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 const systemLibSSL = "/lib/x86_64-linux-gnu/libssl.so.3"
@@ -22,7 +24,7 @@ func requireLibSSL(t *testing.T) string {
 	t.Helper()
 	p, err := filepath.EvalSymlinks(systemLibSSL)
 	if err != nil {
-		t.Skipf("%s: %v", systemLibSSL, err)
+		testenv.Missing(t, "%s: %v", systemLibSSL, err)
 	}
 	return p
 }
@@ -83,7 +85,7 @@ func readelfBuildID(t *testing.T, file string) string {
 	t.Helper()
 	out, err := exec.Command("readelf", "-n", file).Output()
 	if err != nil {
-		t.Skipf("readelf -n: %v", err)
+		testenv.Missing(t, "readelf -n: %v", err)
 	}
 	m := regexp.MustCompile(`Build ID: ([0-9a-f]+)`).FindSubmatch(out)
 	if m == nil {
@@ -245,7 +247,7 @@ func lddDeps(t *testing.T, file string) []string {
 	t.Helper()
 	out, err := exec.Command("ldd", file).Output()
 	if err != nil {
-		t.Skipf("ldd %s: %v", file, err)
+		testenv.Missing(t, "ldd %s: %v", file, err)
 	}
 	var deps []string
 	for _, line := range strings.Split(string(out), "\n") {

@@ -3,6 +3,7 @@ package tlstapreceiver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,7 @@ type tlstapReceiver struct {
 	hostName  string
 	obsrecv   *receiverhelper.ObsReport
 	telemetry *metadata.TelemetryBuilder
+	statsReg  metric.Registration // the one callback feeding every tlstap metric
 	engine    captureEngine
 
 	mu         sync.Mutex
@@ -124,7 +126,7 @@ func newReceiver(cfg *Config, set receiver.Settings, newEngine engineFactory) (*
 		return nil, err
 	}
 	if err := r.registerStats(); err != nil {
-		r.telemetry.Shutdown()
+		r.unregisterStats()
 		r.cancel()
 		return nil, err
 	}
@@ -192,7 +194,7 @@ func (r *tlstapReceiver) Shutdown(ctx context.Context) error {
 		r.stopLoop(ctx)
 	}
 	r.cancel()
-	r.telemetry.Shutdown()
+	r.unregisterStats()
 	if n := r.dropped.Load(); n > 0 {
 		r.logger.Warn("exchanges arrived after shutdown and were dropped", zap.Uint64("count", n))
 	}
@@ -328,44 +330,75 @@ func (r *tlstapReceiver) reportConsume(err error, n int) {
 	}
 }
 
-// registerStats feeds the receiver's telemetry from Engine.Stats.
+// registerStats feeds the receiver's telemetry from Engine.Stats: one
+// callback for every instrument, so each collection takes one snapshot
+// (a consistent set of values, and one read of the kernel's per-CPU maps
+// instead of one per metric).
 func (r *tlstapReceiver) registerStats() error {
 	t := r.telemetry
-	stat := func(f func(engine.Stats) uint64) metric.Int64Callback {
-		return func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(f(r.engine.Stats())))
-			return nil
-		}
+	counters := []struct {
+		inst metric.Int64Observable
+		get  func(engine.Stats) uint64
+	}{
+		{t.TlstapExchangesEmitted, func(s engine.Stats) uint64 { return s.ExchangesEmitted }},
+		{t.TlstapExchangesIncomplete, func(s engine.Stats) uint64 { return s.ExchangesIncomplete }},
+		{t.TlstapBodiesTruncated, func(s engine.Stats) uint64 { return s.BodiesTruncated }},
+		{t.TlstapParseErrors, func(s engine.Stats) uint64 { return s.ParseErrors }},
+		{t.TlstapEventsRead, func(s engine.Stats) uint64 { return s.EventsRead }},
+		{t.TlstapEventsLost, func(s engine.Stats) uint64 { return s.EventsLost }},
+		{t.TlstapBytesLost, func(s engine.Stats) uint64 { return s.BytesLost }},
+		{t.TlstapBytesShed, func(s engine.Stats) uint64 { return s.BytesShed }},
+		{t.TlstapH2StreamsDropped, func(s engine.Stats) uint64 { return s.H2StreamsDropped }},
+		{t.TlstapStreamGaps, func(s engine.Stats) uint64 { return s.StreamGaps }},
+		{t.TlstapProbesAttached, func(s engine.Stats) uint64 { return s.ProbesAttached }},
+		{t.TlstapAttachErrors, func(s engine.Stats) uint64 { return s.AttachErrors }},
+		{t.TlstapConnectionsTracked, func(s engine.Stats) uint64 { return s.ConnsTracked }},
+		{t.TlstapConnectionsEvicted, func(s engine.Stats) uint64 { return s.ConnsEvicted }},
+		{t.TlstapDiscoveryDropped, func(s engine.Stats) uint64 { return s.DiscoveryDropped }},
+		{t.TlstapControlEventsLost, func(s engine.Stats) uint64 { return s.ControlEventsLost }},
+		{t.TlstapBadRecords, func(s engine.Stats) uint64 { return s.BadRecords }},
+		{t.TlstapFilesSkipped, func(s engine.Stats) uint64 { return s.FilesSkipped }},
+		{t.TlstapExchangesSampledOut, func(s engine.Stats) uint64 { return s.Policy.SampledOut }},
+		{t.TlstapUprobeLinks, func(s engine.Stats) uint64 { return s.UprobeLinks }},
+		{t.TlstapSecretsRedacted, func(s engine.Stats) uint64 { return s.Policy.FieldsRedacted + s.Policy.SecretValuesRedacted }},
+		{t.TlstapBodiesNotInspected, func(s engine.Stats) uint64 { return s.Policy.BodiesNotInspected }},
 	}
-	return errors.Join(
-		t.RegisterTlstapExchangesEmittedCallback(stat(func(s engine.Stats) uint64 { return s.ExchangesEmitted })),
-		t.RegisterTlstapExchangesIncompleteCallback(stat(func(s engine.Stats) uint64 { return s.ExchangesIncomplete })),
-		t.RegisterTlstapBodiesTruncatedCallback(stat(func(s engine.Stats) uint64 { return s.BodiesTruncated })),
-		t.RegisterTlstapParseErrorsCallback(stat(func(s engine.Stats) uint64 { return s.ParseErrors })),
-		t.RegisterTlstapEventsReadCallback(stat(func(s engine.Stats) uint64 { return s.EventsRead })),
-		t.RegisterTlstapEventsLostCallback(stat(func(s engine.Stats) uint64 { return s.EventsLost })),
-		t.RegisterTlstapBytesLostCallback(stat(func(s engine.Stats) uint64 { return s.BytesLost })),
-		t.RegisterTlstapBytesShedCallback(stat(func(s engine.Stats) uint64 { return s.BytesShed })),
-		t.RegisterTlstapH2StreamsDroppedCallback(stat(func(s engine.Stats) uint64 { return s.H2StreamsDropped })),
-		t.RegisterTlstapStreamGapsCallback(stat(func(s engine.Stats) uint64 { return s.StreamGaps })),
-		t.RegisterTlstapProbesAttachedCallback(stat(func(s engine.Stats) uint64 { return s.ProbesAttached })),
-		t.RegisterTlstapUprobeLinksCallback(stat(func(s engine.Stats) uint64 { return s.UprobeLinks })),
-		t.RegisterTlstapAttachErrorsCallback(stat(func(s engine.Stats) uint64 { return s.AttachErrors })),
-		t.RegisterTlstapConnectionsTrackedCallback(stat(func(s engine.Stats) uint64 { return s.ConnsTracked })),
-		t.RegisterTlstapConnectionsEvictedCallback(stat(func(s engine.Stats) uint64 { return s.ConnsEvicted })),
-		t.RegisterTlstapDiscoveryDroppedCallback(stat(func(s engine.Stats) uint64 { return s.DiscoveryDropped })),
-		t.RegisterTlstapControlEventsLostCallback(stat(func(s engine.Stats) uint64 { return s.ControlEventsLost })),
-		t.RegisterTlstapBadRecordsCallback(stat(func(s engine.Stats) uint64 { return s.BadRecords })),
-		t.RegisterTlstapSecretsRedactedCallback(stat(func(s engine.Stats) uint64 {
-			return s.Policy.FieldsRedacted + s.Policy.SecretValuesRedacted
-		})),
-		t.RegisterTlstapBodiesNotInspectedCallback(stat(func(s engine.Stats) uint64 { return s.Policy.BodiesNotInspected })),
-		t.RegisterTlstapPiiExchangesCallback(func(_ context.Context, o metric.Int64Observer) error {
-			pii := r.engine.Stats().Policy.PII
-			for _, kind := range policy.PIIKinds() {
-				o.Observe(int64(pii[kind]), metric.WithAttributes(attribute.String("pii_kind", kind)))
-			}
-			return nil
-		}),
-	)
+	insts := []metric.Observable{t.TlstapExchangesFiltered, t.TlstapRedactions, t.TlstapPiiExchanges}
+	for _, c := range counters {
+		insts = append(insts, c.inst)
+	}
+	reg, err := metadata.Meter(r.settings.TelemetrySettings).RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		s := r.engine.Stats()
+		for _, c := range counters {
+			o.ObserveInt64(c.inst, int64(c.get(s)))
+		}
+		for reason, n := range s.Policy.Filtered {
+			o.ObserveInt64(t.TlstapExchangesFiltered, int64(n), metric.WithAttributes(attribute.String("reason", reason)))
+		}
+		for kind, n := range map[string]uint64{
+			"header":          s.Policy.HeadersRedacted,
+			"query_parameter": s.Policy.QueryParametersRedacted,
+			"url_credentials": s.Policy.URLCredentialsRedacted,
+			"body_match":      s.Policy.BodyMatchesRedacted,
+		} {
+			o.ObserveInt64(t.TlstapRedactions, int64(n), metric.WithAttributes(attribute.String("kind", kind)))
+		}
+		for _, kind := range policy.PIIKinds() {
+			o.ObserveInt64(t.TlstapPiiExchanges, int64(s.Policy.PII[kind]), metric.WithAttributes(attribute.String("pii_kind", kind)))
+		}
+		return nil
+	}, insts...)
+	if err != nil {
+		return fmt.Errorf("register tlstap metrics: %w", err)
+	}
+	r.statsReg = reg
+	return nil
+}
+
+// unregisterStats ends the metrics callback (with the telemetry builder's).
+func (r *tlstapReceiver) unregisterStats() {
+	if r.statsReg != nil {
+		_ = r.statsReg.Unregister()
+	}
+	r.telemetry.Shutdown()
 }

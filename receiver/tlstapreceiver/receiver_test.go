@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +47,8 @@ type fakeEngine struct {
 	cfg   engine.Config
 	sink  engine.Sink
 	stats engine.Stats
+	// statsCalls counts Stats snapshots: one per metrics collection.
+	statsCalls atomic.Int64
 }
 
 func (f *fakeEngines) factory() engineFactory {
@@ -90,7 +93,10 @@ func (e *fakeEngine) Shutdown(context.Context) error {
 	return nil
 }
 
-func (e *fakeEngine) Stats() engine.Stats { return e.stats }
+func (e *fakeEngine) Stats() engine.Stats {
+	e.statsCalls.Add(1)
+	return e.stats
+}
 
 // statusHost records the status events reported to it.
 type statusHost struct {
@@ -304,9 +310,13 @@ func TestTelemetry(t *testing.T) {
 		ExchangesEmitted: 7, ExchangesIncomplete: 1, BodiesTruncated: 2, ParseErrors: 3, EventsRead: 100,
 		EventsLost: 4, BytesLost: 4096, BytesShed: 2048, StreamGaps: 5, ProbesAttached: 12, AttachErrors: 6,
 		ConnsTracked: 9, ConnsEvicted: 8, DiscoveryDropped: 10, ControlEventsLost: 11, BadRecords: 13, H2StreamsDropped: 14,
-		UprobeLinks: 22,
-		Policy: policy.Stats{FieldsRedacted: 15, SecretValuesRedacted: 16, BodiesNotInspected: 17,
-			PII: map[string]uint64{"email": 18, "iban": 19, "payment_card": 20, "phone": 21}},
+		UprobeLinks: 30, FilesSkipped: 15,
+		Policy: policy.Stats{
+			SampledOut: 16, Filtered: map[string]uint64{"host": 17, "path": 18},
+			HeadersRedacted: 19, QueryParametersRedacted: 20, URLCredentialsRedacted: 21, BodyMatchesRedacted: 22,
+			FieldsRedacted: 23, SecretValuesRedacted: 24, BodiesNotInspected: 25,
+			PII: map[string]uint64{"email": 26, "iban": 27, "payment_card": 28, "phone": 29},
+		},
 	}
 	e.sink(testExchange(1, exchange.RoleClient, 200))
 	e.sink(testExchange(1, exchange.RoleClient, 200))
@@ -331,15 +341,31 @@ func TestTelemetry(t *testing.T) {
 	metadatatest.AssertEqualTlstapControlEventsLost(t, tt, dp(11), opts...)
 	metadatatest.AssertEqualTlstapBadRecords(t, tt, dp(13), opts...)
 	metadatatest.AssertEqualTlstapH2StreamsDropped(t, tt, dp(14), opts...)
-	metadatatest.AssertEqualTlstapUprobeLinks(t, tt, dp(22), opts...)
-	metadatatest.AssertEqualTlstapSecretsRedacted(t, tt, dp(15+16), opts...)
-	metadatatest.AssertEqualTlstapBodiesNotInspected(t, tt, dp(17), opts...)
-	kind := func(k string, v int64) metricdata.DataPoint[int64] {
-		return metricdata.DataPoint[int64]{Value: v, Attributes: attribute.NewSet(attribute.String("pii_kind", k))}
+	metadatatest.AssertEqualTlstapUprobeLinks(t, tt, dp(30), opts...)
+	metadatatest.AssertEqualTlstapSecretsRedacted(t, tt, dp(23+24), opts...)
+	metadatatest.AssertEqualTlstapBodiesNotInspected(t, tt, dp(25), opts...)
+	metadatatest.AssertEqualTlstapFilesSkipped(t, tt, dp(15), opts...)
+	metadatatest.AssertEqualTlstapExchangesSampledOut(t, tt, dp(16), opts...)
+	attr := func(k, v string, n int64) metricdata.DataPoint[int64] {
+		return metricdata.DataPoint[int64]{Value: n, Attributes: attribute.NewSet(attribute.String(k, v))}
 	}
 	metadatatest.AssertEqualTlstapPiiExchanges(t, tt, []metricdata.DataPoint[int64]{
-		kind("email", 18), kind("iban", 19), kind("payment_card", 20), kind("phone", 21),
+		attr("pii_kind", "email", 26), attr("pii_kind", "iban", 27), attr("pii_kind", "payment_card", 28), attr("pii_kind", "phone", 29),
 	}, opts...)
+	metadatatest.AssertEqualTlstapExchangesFiltered(t, tt, []metricdata.DataPoint[int64]{attr("reason", "host", 17), attr("reason", "path", 18)},
+		opts...)
+	metadatatest.AssertEqualTlstapRedactions(t, tt, []metricdata.DataPoint[int64]{
+		attr("kind", "header", 19), attr("kind", "query_parameter", 20), attr("kind", "url_credentials", 21), attr("kind", "body_match", 22),
+	}, opts...)
+
+	// One engine snapshot per collection, not one per metric.
+	before := e.statsCalls.Load()
+	if _, err := tt.GetMetric("otelcol_tlstap_events_lost"); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.statsCalls.Load() - before; n != 1 {
+		t.Errorf("one collection took %d Stats snapshots, want 1", n)
+	}
 
 	// The receive operations are reported through receiverhelper.ObsReport.
 	got, err := tt.GetMetric("otelcol_receiver_accepted_spans")

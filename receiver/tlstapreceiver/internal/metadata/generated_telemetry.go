@@ -41,11 +41,15 @@ type TelemetryBuilder struct {
 	TlstapEventsLost          metric.Int64ObservableCounter
 	TlstapEventsRead          metric.Int64ObservableCounter
 	TlstapExchangesEmitted    metric.Int64ObservableCounter
+	TlstapExchangesFiltered   metric.Int64ObservableCounter
 	TlstapExchangesIncomplete metric.Int64ObservableCounter
+	TlstapExchangesSampledOut metric.Int64ObservableCounter
+	TlstapFilesSkipped        metric.Int64ObservableCounter
 	TlstapH2StreamsDropped    metric.Int64ObservableCounter
 	TlstapParseErrors         metric.Int64ObservableCounter
 	TlstapPiiExchanges        metric.Int64ObservableCounter
 	TlstapProbesAttached      metric.Int64ObservableGauge
+	TlstapRedactions          metric.Int64ObservableCounter
 	TlstapSecretsRedacted     metric.Int64ObservableCounter
 	TlstapStreamGaps          metric.Int64ObservableCounter
 	TlstapUprobeLinks         metric.Int64ObservableGauge
@@ -257,12 +261,57 @@ func (builder *TelemetryBuilder) RegisterTlstapExchangesEmittedCallback(cb metri
 	return nil
 }
 
+// RegisterTlstapExchangesFilteredCallback sets callback for observable TlstapExchangesFiltered metric.
+func (builder *TelemetryBuilder) RegisterTlstapExchangesFilteredCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapExchangesFiltered, obs: o})
+		return nil
+	}, builder.TlstapExchangesFiltered)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 // RegisterTlstapExchangesIncompleteCallback sets callback for observable TlstapExchangesIncomplete metric.
 func (builder *TelemetryBuilder) RegisterTlstapExchangesIncompleteCallback(cb metric.Int64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		cb(ctx, &observerInt64{inst: builder.TlstapExchangesIncomplete, obs: o})
 		return nil
 	}, builder.TlstapExchangesIncomplete)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapExchangesSampledOutCallback sets callback for observable TlstapExchangesSampledOut metric.
+func (builder *TelemetryBuilder) RegisterTlstapExchangesSampledOutCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapExchangesSampledOut, obs: o})
+		return nil
+	}, builder.TlstapExchangesSampledOut)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapFilesSkippedCallback sets callback for observable TlstapFilesSkipped metric.
+func (builder *TelemetryBuilder) RegisterTlstapFilesSkippedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapFilesSkipped, obs: o})
+		return nil
+	}, builder.TlstapFilesSkipped)
 	if err != nil {
 		return err
 	}
@@ -323,6 +372,21 @@ func (builder *TelemetryBuilder) RegisterTlstapProbesAttachedCallback(cb metric.
 		cb(ctx, &observerInt64{inst: builder.TlstapProbesAttached, obs: o})
 		return nil
 	}, builder.TlstapProbesAttached)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapRedactionsCallback sets callback for observable TlstapRedactions metric.
+func (builder *TelemetryBuilder) RegisterTlstapRedactionsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapRedactions, obs: o})
+		return nil
+	}, builder.TlstapRedactions)
 	if err != nil {
 		return err
 	}
@@ -483,10 +547,28 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{exchange}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.TlstapExchangesFiltered, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_exchanges_filtered",
+		metric.WithDescription("Exchanges dropped by the configured filters, by the filter that matched. [Development]"),
+		metric.WithUnit("{exchange}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.TlstapExchangesIncomplete, err = builder.meter.Int64ObservableCounter(
 		"otelcol_tlstap_exchanges_incomplete",
 		metric.WithDescription("Emitted exchanges flagged incomplete because bytes were lost (gap or ring buffer loss). [Development]"),
 		metric.WithUnit("{exchange}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapExchangesSampledOut, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_exchanges_sampled_out",
+		metric.WithDescription("Exchanges dropped by sampling. [Development]"),
+		metric.WithUnit("{exchange}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapFilesSkipped, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_files_skipped",
+		metric.WithDescription("Executables and libraries not hooked because their analysis was refused (larger than 1 GiB), took too long or failed (malformed or hostile file); each is logged once with its path. [Development]"),
+		metric.WithUnit("{file}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.TlstapH2StreamsDropped, err = builder.meter.Int64ObservableCounter(
@@ -511,6 +593,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_tlstap_probes_attached",
 		metric.WithDescription("Probes currently attached, uprobes plus the syscall and process tracepoints. [Development]"),
 		metric.WithUnit("{probe}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapRedactions, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_redactions",
+		metric.WithDescription("Values redacted in kept exchanges, by kind. [Development]"),
+		metric.WithUnit("{value}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.TlstapSecretsRedacted, err = builder.meter.Int64ObservableCounter(
