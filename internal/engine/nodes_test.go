@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tlstap/tlstap/internal/exchange"
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 // Node.js builds from npm (make test-nodes), each with its own OpenSSL
@@ -35,10 +36,7 @@ func npmNode(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s missing: make test-nodes installs it (%v)", name, err)
-		}
-		t.Skipf("%s missing: run make test-nodes", name)
+		testenv.Missing(t, "%s missing: make test-nodes installs it (%v)", name, err)
 	}
 	return p
 }
