@@ -141,6 +141,9 @@ type discoverer struct {
 	byPID        map[uint32][]fileID
 	pinned       map[fileID]bool
 	idleSince    map[fileID]time.Time
+	// gated holds the files the exec gate let run hooked; their probes are
+	// not released before the discoverer has seen the process.
+	gated *recentFiles
 }
 
 // use records that pid maps the hooked file id.
@@ -173,7 +176,7 @@ func (d *discoverer) release(pid uint32, now time.Time) {
 // detachIdle releases the probes of files unused for releaseAfter.
 func (d *discoverer) detachIdle(now time.Time) {
 	for id, since := range d.idleSince {
-		if now.Sub(since) < d.releaseAfter {
+		if now.Sub(since) < d.releaseAfter || d.gated.recent(id, now) {
 			continue
 		}
 		delete(d.idleSince, id)
@@ -251,26 +254,19 @@ func (d *discoverer) attachProcess(pid uint32) {
 		return
 	}
 	for _, t := range targets {
-		if t.Library != procscan.OpenSSL {
-			continue
-		}
 		ver, err := statVersion(t.Path)
 		if err != nil {
 			continue // the process (or its mount namespace) is gone
 		}
-		id := ver.id
 		if d.kern.current(ver) {
-			d.use(id, pid)
+			d.use(ver.id, pid)
 			continue
 		}
-		n, err := d.kern.attachOpenSSL(t.Path, ver)
-		if err != nil {
+		switch res, err := d.hookLibrary(t.Library, t.Path, ver); res {
+		case hookFailed:
 			d.attachFailed("cannot hook TLS library", pid, t.Path, err)
-			continue
-		}
-		d.use(id, pid)
-		if n > 0 {
-			d.logger.Info("hooked OpenSSL", zap.Uint32("pid", pid), zap.String("path", t.Path), zap.Int("probes", n))
+		case hookDone:
+			d.use(ver.id, pid)
 		}
 	}
 }
@@ -347,41 +343,25 @@ func (d *discoverer) attachGo(pid uint32) {
 	if err != nil {
 		return
 	}
-	id := ver.id
 	if _, ok := d.notGo[ver]; ok {
 		return
 	}
 	if d.kern.current(ver) {
-		d.use(id, pid)
+		d.use(ver.id, pid)
 		return
 	}
-	info, err := d.goBins.Inspect(exe)
-	if err != nil {
-		if errors.Is(err, goinfo.ErrNotGo) || errors.Is(err, goinfo.ErrNoTLS) || errors.Is(err, goinfo.ErrUnsupported) {
-			if len(d.notGo) > 65536 {
-				clear(d.notGo)
-			}
-			d.notGo[ver] = struct{}{}
-			if errors.Is(err, goinfo.ErrUnsupported) {
-				d.logger.Warn("Go executable not supported", zap.Uint32("pid", pid), zap.Error(err))
-			}
-			return
+	switch res, err := d.hookGo(exe, ver); res {
+	case hookNone:
+		if len(d.notGo) > 65536 {
+			clear(d.notGo)
 		}
-		d.logger.Debug("cannot inspect Go executable", zap.Uint32("pid", pid), zap.Error(err))
-		return
-	}
-	if info.OffsetsNearest() {
-		d.logger.Warn("unknown Go version: using the nearest known struct layout", zap.Uint32("pid", pid),
-			zap.String("go", info.GoVersion), zap.String("layout", info.OffsetsFrom))
-	}
-	n, err := d.kern.attachGo(exe, ver, info)
-	if err != nil {
+		d.notGo[ver] = struct{}{}
+		if err != nil {
+			d.logger.Warn("Go executable not supported", zap.Uint32("pid", pid), zap.Error(err))
+		}
+	case hookFailed:
 		d.attachFailed("cannot hook Go crypto/tls", pid, exe, err)
-		return
-	}
-	d.use(id, pid)
-	if n > 0 {
-		d.logger.Info("hooked Go crypto/tls", zap.Uint32("pid", pid), zap.String("go", info.GoVersion),
-			zap.String("functions", info.FuncsFrom), zap.String("layout", info.OffsetsFrom), zap.String("read", info.ReadScheme()), zap.Int("probes", n))
+	case hookDone:
+		d.use(ver.id, pid)
 	}
 }

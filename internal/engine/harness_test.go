@@ -60,6 +60,8 @@ func startCaptureWith(t *testing.T, cfg Config, logger *zap.Logger) *capture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	eng.gateMounts = testGateMounts
+	noGCWhileGating(t, cfg)
 	if err := eng.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -292,6 +294,8 @@ func stalledCapture(t *testing.T, cfg Config) stalled {
 		t.Fatal(err)
 	}
 	c.eng = eng
+	eng.gateMounts = testGateMounts
+	noGCWhileGating(t, cfg)
 	if err := eng.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

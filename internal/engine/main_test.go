@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -8,5 +9,9 @@ import (
 
 // Every engine goroutine must be gone once Shutdown returns.
 func TestMain(m *testing.M) {
+	if os.Getenv(gateAgentEnv) != "" {
+		runGateAgent() // the child of TestGateAgentKilledDuringStorm
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
