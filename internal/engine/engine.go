@@ -68,10 +68,10 @@ type Engine struct {
 	gateMounts func(execgate.Mount) bool
 	// gateHook, when set (tests), runs before each gate analysis.
 	gateHook func(execgate.File)
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
-	monoOff    int64 // wall clock ns minus kernel monotonic ns
-	started    atomic.Bool
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	monoOff  int64 // wall clock ns minus kernel monotonic ns
+	started  atomic.Bool
 }
 
 // counters are the engine's own; kernel-side loss is read from the stats map.

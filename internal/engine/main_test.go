@@ -13,5 +13,9 @@ func TestMain(m *testing.M) {
 		runGateAgent() // the child of TestGateAgentKilledDuringStorm
 		return
 	}
+	if list := os.Getenv(launcherEnv); list != "" {
+		runLauncher(list)
+		return
+	}
 	goleak.VerifyTestMain(m)
 }

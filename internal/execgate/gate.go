@@ -118,6 +118,10 @@ type Gate struct {
 
 	mu      sync.Mutex
 	flights map[Key]*flight
+	// holds is when each process's current exec was first held: one exec
+	// opens several files (the program, its ELF interpreter, a script's
+	// interpreter) and the bound is for the exec, not for each file.
+	holds map[int32]time.Time
 	noTLS   map[Key]struct{}
 	work    chan *flight
 
@@ -173,7 +177,7 @@ func Open(cfg Config, an Analyzer) (*Gate, error) {
 	g := &Gate{
 		cfg: cfg, an: an, logger: cfg.Logger, self: int32(os.Getpid()),
 		fd: fd, fan: os.NewFile(uintptr(fd), "fanotify"),
-		flights: map[Key]*flight{}, noTLS: map[Key]struct{}{},
+		flights: map[Key]*flight{}, holds: map[int32]time.Time{}, noTLS: map[Key]struct{}{},
 		work: make(chan *flight, workQueue), done: make(chan struct{}),
 	}
 	g.mounts = newMarker(g)
@@ -281,10 +285,17 @@ func (g *Gate) handle(m *unix.FanotifyEventMetadata) {
 		e.unref()
 		return
 	}
-	// Held from here on: the watchdog allows it at the bound whatever the
-	// analysis does.
+	// Held from here on: the watchdog allows it when the exec's budget is
+	// spent, whatever the analysis does.
+	left := g.budget(m.Pid, time.Now())
+	if left <= 0 {
+		g.timedOut.Add(1)
+		e.allow()
+		e.unref()
+		return
+	}
 	e.refs.Add(1) // the watchdog's
-	e.timer = time.AfterFunc(g.cfg.Timeout, func() {
+	e.timer = time.AfterFunc(left, func() {
 		if e.answer(true) {
 			g.timedOut.Add(1)
 		}
@@ -306,6 +317,26 @@ func (g *Gate) handle(m *unix.FanotifyEventMetadata) {
 		g.overflow.Add(1)
 		g.finish(fl, Failed)
 	}
+}
+
+// budget returns how long pid's exec may still be held.
+func (g *Gate) budget(pid int32, now time.Time) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	start, ok := g.holds[pid]
+	if !ok || now.Sub(start) > 2*g.cfg.Timeout {
+		// A new exec (an old entry is another exec of a reused pid).
+		if len(g.holds) > 4096 {
+			for p, t := range g.holds {
+				if now.Sub(t) > 2*g.cfg.Timeout {
+					delete(g.holds, p)
+				}
+			}
+		}
+		g.holds[pid] = now
+		return g.cfg.Timeout
+	}
+	return g.cfg.Timeout - now.Sub(start)
 }
 
 // analyse runs the analyses until read stops.
