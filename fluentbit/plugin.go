@@ -123,6 +123,10 @@ func (p *plugin) stop() error {
 			zap.Uint64("ring_buffer_events_lost", s.EventsLost),
 			zap.Uint64("bytes_shed", s.BytesShed),
 			zap.Uint64("h2_streams_dropped", s.H2StreamsDropped),
+			zap.Uint64("execs_gated", s.ExecsGated),
+			zap.Uint64("execs_allowed_on_timeout", s.ExecsAllowedOnTimeout),
+			zap.Uint64("exec_analysis_failures", s.ExecAnalysisFailures),
+			zap.Uint64("execs_ungated", s.ExecsUngated),
 			zap.Int64("buffers_not_freed", p.outstanding.Load()))
 	}
 	_ = p.logger.Sync()

@@ -2,6 +2,7 @@ package tlstapreceiver
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -27,9 +28,11 @@ func TestUnmarshalConfig(t *testing.T) {
 		"max_body_bytes":   1024,
 		"ring_buffer_size": 1 << 23,
 		"tls_probes":       []any{"none"},
+		"exec_gate":        map[string]any{"enabled": false, "timeout": "250ms"},
 	})
 	require.NoError(t, cm.Unmarshal(cfg))
-	assert.Equal(t, engine.Config{MaxBodyBytes: 1024, RingBufferSize: 1 << 23, TLSProbes: []string{"none"}, Policy: policy.DefaultConfig()}, cfg.EngineConfig())
+	assert.Equal(t, engine.Config{MaxBodyBytes: 1024, RingBufferSize: 1 << 23, TLSProbes: []string{"none"},
+		ExecGate: engine.ExecGateConfig{Enabled: false, Timeout: 250 * time.Millisecond}, Policy: policy.DefaultConfig()}, cfg.EngineConfig())
 	assert.NoError(t, xconfmap.Validate(cfg))
 
 	// Unknown keys are rejected by the Collector's strict unmarshalling.
@@ -50,6 +53,8 @@ func TestValidate(t *testing.T) {
 		{"ring buffer too large", func(c *Config) { c.RingBufferSize = 1 << 31 }, "ring_buffer_size"},
 		{"unknown probe", func(c *Config) { c.TLSProbes = []string{"gnutls"} }, "tls_probes"},
 		{"none combined", func(c *Config) { c.TLSProbes = []string{"openssl", "none"} }, "tls_probes"},
+		{"exec gate bound too long", func(c *Config) { c.ExecGate.Timeout = time.Minute }, "exec_gate.timeout"},
+		{"exec gate bound too short", func(c *Config) { c.ExecGate.Timeout = time.Millisecond }, "exec_gate.timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := NewFactory().CreateDefaultConfig().(*Config)

@@ -349,5 +349,10 @@ func (r *tlstapReceiver) registerStats() error {
 		t.RegisterTlstapDiscoveryDroppedCallback(stat(func(s engine.Stats) uint64 { return s.DiscoveryDropped })),
 		t.RegisterTlstapControlEventsLostCallback(stat(func(s engine.Stats) uint64 { return s.ControlEventsLost })),
 		t.RegisterTlstapBadRecordsCallback(stat(func(s engine.Stats) uint64 { return s.BadRecords })),
+		t.RegisterTlstapExecsGatedCallback(stat(func(s engine.Stats) uint64 { return s.ExecsGated })),
+		t.RegisterTlstapExecsAllowedOnTimeoutCallback(stat(func(s engine.Stats) uint64 { return s.ExecsAllowedOnTimeout })),
+		t.RegisterTlstapExecAnalysisFailuresCallback(stat(func(s engine.Stats) uint64 { return s.ExecAnalysisFailures })),
+		t.RegisterTlstapExecsUngatedCallback(stat(func(s engine.Stats) uint64 { return s.ExecsUngated })),
+		t.RegisterTlstapExecGateErrorsCallback(stat(func(s engine.Stats) uint64 { return s.ExecGateErrors })),
 	)
 }

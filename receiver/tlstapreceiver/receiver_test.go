@@ -300,6 +300,7 @@ func TestTelemetry(t *testing.T) {
 		ExchangesEmitted: 7, ExchangesIncomplete: 1, BodiesTruncated: 2, ParseErrors: 3, EventsRead: 100,
 		EventsLost: 4, BytesLost: 4096, BytesShed: 2048, StreamGaps: 5, ProbesAttached: 12, AttachErrors: 6,
 		ConnsTracked: 9, ConnsEvicted: 8, DiscoveryDropped: 10, ControlEventsLost: 11, BadRecords: 13, H2StreamsDropped: 14,
+		ExecsGated: 15, ExecsAllowedOnTimeout: 16, ExecAnalysisFailures: 17, ExecsUngated: 18, ExecGateErrors: 19,
 	}
 	e.sink(testExchange(1, exchange.RoleClient, 200))
 	e.sink(testExchange(1, exchange.RoleClient, 200))
@@ -324,6 +325,11 @@ func TestTelemetry(t *testing.T) {
 	metadatatest.AssertEqualTlstapControlEventsLost(t, tt, dp(11), opts...)
 	metadatatest.AssertEqualTlstapBadRecords(t, tt, dp(13), opts...)
 	metadatatest.AssertEqualTlstapH2StreamsDropped(t, tt, dp(14), opts...)
+	metadatatest.AssertEqualTlstapExecsGated(t, tt, dp(15), opts...)
+	metadatatest.AssertEqualTlstapExecsAllowedOnTimeout(t, tt, dp(16), opts...)
+	metadatatest.AssertEqualTlstapExecAnalysisFailures(t, tt, dp(17), opts...)
+	metadatatest.AssertEqualTlstapExecsUngated(t, tt, dp(18), opts...)
+	metadatatest.AssertEqualTlstapExecGateErrors(t, tt, dp(19), opts...)
 
 	// The receive operations are reported through receiverhelper.ObsReport.
 	got, err := tt.GetMetric("otelcol_receiver_accepted_spans")
