@@ -74,15 +74,27 @@ const launcherEnv = "TLSTAP_TEST_LAUNCH"
 
 func runLauncher(list string) {
 	for i, f := range strings.Split(list, ",") {
+		argv := strings.Split(f, "|") // a program and its arguments
+		cmd := exec.Command(argv[0], argv[1:]...)
 		t0 := time.Now()
-		err := exec.Command(f).Run()
-		fmt.Printf("%d %d %v\n", i, time.Since(t0).Nanoseconds(), err)
+		err := cmd.Run()
+		pid := 0
+		if cmd.Process != nil {
+			pid = cmd.Process.Pid
+		}
+		fmt.Printf("%d %d %d %s\n", i, time.Since(t0).Nanoseconds(), pid, strings.ReplaceAll(fmt.Sprint(err), " ", "_"))
 	}
 }
 
-// launch starts a launcher for files; its results arrive on the channel
-// once it exits.
-func launch(t *testing.T, files []string) <-chan []time.Duration {
+// launched is one exec a launcher made.
+type launched struct {
+	d   time.Duration
+	pid int
+}
+
+// launch starts a launcher for files ("path" or "path|arg|…"); its
+// results arrive on the channel once it exits.
+func launch(t *testing.T, files []string) <-chan []launched {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -95,19 +107,19 @@ func launch(t *testing.T, files []string) <-chan []time.Duration {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	res := make(chan []time.Duration, 1)
+	res := make(chan []launched, 1)
 	go func() {
 		err := cmd.Wait()
-		var ds []time.Duration
+		var ds []launched
 		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-			var i int
+			var i, pid int
 			var ns int64
 			var e string
-			if n, _ := fmt.Sscanf(line, "%d %d %s", &i, &ns, &e); n != 3 || e != "<nil>" {
+			if n, _ := fmt.Sscanf(line, "%d %d %d %s", &i, &ns, &pid, &e); n != 4 || e != "<nil>" {
 				t.Errorf("launcher: %q (exit %v)", line, err)
 				continue
 			}
-			ds = append(ds, time.Duration(ns))
+			ds = append(ds, launched{time.Duration(ns), pid})
 		}
 		res <- ds
 	}()
@@ -148,7 +160,7 @@ func TestGateAgentKilledDuringStorm(t *testing.T) {
 		t.Fatalf("agent: %q %v", line, err)
 	}
 	t0 := time.Now()
-	var results []<-chan []time.Duration
+	var results []<-chan []launched
 	for l := range launchers {
 		results = append(results, launch(t, files[l*each:(l+1)*each]))
 	}
@@ -162,7 +174,8 @@ func TestGateAgentKilledDuringStorm(t *testing.T) {
 	killed = true
 	n, held := 0, 0
 	for _, r := range results {
-		for _, d := range <-r {
+		for _, l := range <-r {
+			d := l.d
 			n++
 			// The bound holds, with room for a loaded machine's fork.
 			if d > gateAgentBound+time.Second {
@@ -184,4 +197,67 @@ func TestGateAgentKilledDuringStorm(t *testing.T) {
 		t.Errorf("the storm took %v after the agent died", rest)
 	}
 	t.Logf("%d execs, %d held by the stalled agent, storm %v, %v after the kill", n, held, time.Since(t0), time.Since(killAt))
+}
+
+// TestExecStormGated: 1 000 execs from 8 launchers with the gate on — a
+// known program, fresh copies of a program without TLS, and fresh copies of
+// a Go HTTPS client each doing one request — all complete, each within the
+// bound, and every TLS client's first request is captured.
+func TestExecStormGated(t *testing.T) {
+	srv := startGoServer(t, true, echoHandler())
+	goBin := goBinary(t, "local", true)
+	trueBin, err := filepath.EvalSymlinks("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total, launchers, tlsEvery, freshEvery = 1000, 8, 50, 10
+	url := fmt.Sprintf("https://127.0.0.1:%d/r", srv.port)
+	var files []string
+	tlsClients := map[string]bool{}
+	for i := range total {
+		switch {
+		case i%tlsEvery == 0:
+			exe := freshCopy(t, goBin, "storm-client-"+strconv.Itoa(i))
+			tlsClients[exe] = true
+			files = append(files, exe+"|client|"+url+"|1")
+		case i%freshEvery == 0:
+			files = append(files, freshCopy(t, trueBin, "storm-true-"+strconv.Itoa(i)))
+		default:
+			files = append(files, trueBin)
+		}
+	}
+	cfg := gateConfig()
+	c := startCapture(t, cfg)
+	var results []<-chan []launched
+	per := total / launchers
+	for l := range launchers {
+		results = append(results, launch(t, files[l*per:(l+1)*per]))
+	}
+	var clients []launched
+	n := 0
+	var worst time.Duration
+	for l, r := range results {
+		for i, x := range <-r {
+			n++
+			worst = max(worst, x.d)
+			if x.d > cfg.ExecGate.Timeout+2*time.Second {
+				t.Errorf("exec of %s took %v, bound %v", files[l*per+i], x.d, cfg.ExecGate.Timeout)
+			}
+			if tlsClients[strings.Split(files[l*per+i], "|")[0]] {
+				clients = append(clients, launched{x.d, x.pid})
+			}
+		}
+	}
+	if n != total || len(clients) != total/tlsEvery {
+		t.Fatalf("%d of %d execs completed, %d TLS clients", n, total, len(clients))
+	}
+	for _, cl := range clients {
+		ex := c.wait(t, cl.pid, 1)[0]
+		if ex.Role != exchange.RoleClient || ex.Request == nil || ex.Request.Target != "/r/1" || ex.Response == nil ||
+			string(ex.Response.Body) != "reply 1" || ex.Conn.Remote.Port() != uint16(srv.port) {
+			t.Errorf("client pid %d: %v %+v", cl.pid, ex.Role, ex.Request)
+		}
+	}
+	s := c.eng.Stats()
+	t.Logf("worst exec %v; gate: %d gated, %d on timeout, %d failures, %d ungated", worst, s.ExecsGated, s.ExecsAllowedOnTimeout, s.ExecAnalysisFailures, s.ExecsUngated)
 }
