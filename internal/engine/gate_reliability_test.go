@@ -25,9 +25,10 @@ const (
 )
 
 // runGateAgent is the test binary re-run as an agent: an engine whose gate
-// analysis never finishes. It prints "ready" once the gate is on and then
-// waits to be killed.
-func runGateAgent() {
+// analysis never finishes (mode "stall"), or a plain engine with its gate
+// ("on"). It prints "ready" once the gate is on and then waits to be
+// killed.
+func runGateAgent(mode string) {
 	cfg := DefaultConfig()
 	cfg.ExecGate.Timeout = gateAgentBound
 	eng, err := New(cfg, zap.NewNop(), func(*exchange.Exchange) {})
@@ -36,7 +37,9 @@ func runGateAgent() {
 		os.Exit(1)
 	}
 	eng.gateMounts = testGateMounts
-	eng.gateHook = func(execgate.File) { select {} } // stalled analysis
+	if mode == "stall" {
+		eng.gateHook = func(execgate.File) { select {} } // stalled analysis
+	}
 	if err := eng.Start(context.Background()); err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
@@ -139,7 +142,7 @@ func TestGateAgentKilledDuringStorm(t *testing.T) {
 		t.Fatal(err)
 	}
 	agent := exec.Command(self)
-	agent.Env = append(os.Environ(), gateAgentEnv+"=1")
+	agent.Env = append(os.Environ(), gateAgentEnv+"=stall")
 	stdout, err := agent.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

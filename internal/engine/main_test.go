@@ -9,8 +9,8 @@ import (
 
 // Every engine goroutine must be gone once Shutdown returns.
 func TestMain(m *testing.M) {
-	if os.Getenv(gateAgentEnv) != "" {
-		runGateAgent() // the child of TestGateAgentKilledDuringStorm
+	if mode := os.Getenv(gateAgentEnv); mode != "" {
+		runGateAgent(mode) // the child of TestGateAgentKilledDuringStorm, BenchmarkExecGate
 		return
 	}
 	if list := os.Getenv(launcherEnv); list != "" {
