@@ -127,6 +127,29 @@ func TestFirstRunGo(t *testing.T) {
 			}
 		})
 	}
+	// The same inode rewritten with another program (a build over the old
+	// output): the identity cache must not call it known.
+	t.Run("rewritten-in-place", func(t *testing.T) {
+		exe := freshCopy(t, bins[0].path, "rewritten")
+		pid, _ := run(t, exe, "client", fmt.Sprintf("https://127.0.0.1:%d/r", srv.port), "1")
+		checkFirstRun(t, c.wait(t, pid, 1)[0], pid, exe, "go", "/r/1", srv.port, "reply 1", true)
+		before, err := statID(exe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(bins[len(bins)-1].path) // another toolchain, stripped: other offsets
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(exe, data, 0o755); err != nil { // O_TRUNC: same inode
+			t.Fatal(err)
+		}
+		if after, _ := statID(exe); after != before {
+			t.Fatalf("inode changed: %v -> %v", before, after)
+		}
+		pid, _ = run(t, exe, "client", fmt.Sprintf("https://127.0.0.1:%d/r", srv.port), "1")
+		checkFirstRun(t, c.wait(t, pid, 1)[0], pid, exe, "go", "/r/1", srv.port, "reply 1", true)
+	})
 	if s := c.eng.Stats(); s.ExecsGated == 0 {
 		t.Errorf("no exec gated: %+v", s)
 	}
@@ -150,6 +173,19 @@ func TestFirstRunNode(t *testing.T) {
 			t.Errorf("request headers %v", ex.Request.Headers)
 		}
 	}
+	// A script (#!) whose interpreter is a node never seen: the kernel opens
+	// the script, then the interpreter, for exec; the gate holds the exec
+	// until the interpreter is hooked.
+	exe := freshCopy(t, lookNode(t), "node-interpreter")
+	scriptExe := writeFile(t, t.TempDir(), "client-script", "#!"+exe+"\n"+nodeClient)
+	if err := os.Chmod(scriptExe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pid, out := run(t, scriptExe, strconv.Itoa(srv.port), "0")
+	if string(out) != "200 hello world\n" {
+		t.Fatalf("script got %q", out)
+	}
+	checkFirstRun(t, c.wait(t, pid, 1)[0], pid, exe, "openssl", "/hello", srv.port, "hello world\n", false)
 }
 
 func lookNode(t *testing.T) string {
