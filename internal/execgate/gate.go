@@ -122,8 +122,8 @@ type Gate struct {
 	// opens several files (the program, its ELF interpreter, a script's
 	// interpreter) and the bound is for the exec, not for each file.
 	holds map[int32]time.Time
-	noTLS   map[Key]struct{}
-	work    chan *flight
+	noTLS map[Key]struct{}
+	work  chan *flight
 
 	mounts *marker
 
