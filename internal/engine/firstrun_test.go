@@ -38,11 +38,26 @@ func noGCWhileGating(t *testing.T, cfg Config) {
 	t.Cleanup(func() { debug.SetGCPercent(old) })
 }
 
-// gateConfig is the default configuration with a test bound: generous
-// enough for a loaded 2-core machine to analyse and hook a Go binary.
+// testGateTimeout is the bound of the in-process test agents that gate:
+// generous enough for a loaded 2-core machine to analyse and hook a Go
+// binary.
+const testGateTimeout = 5 * time.Second
+
+// gateConfig is the default configuration with the test bound.
 func gateConfig() Config {
 	cfg := DefaultConfig()
-	cfg.ExecGate.Timeout = 5 * time.Second
+	cfg.ExecGate.Timeout = testGateTimeout
+	return cfg
+}
+
+// gateOnlyIfAsked turns the gate off for in-process capture tests that did
+// not ask for it with gateConfig: they start programs from the agent's own
+// process, which gating needs the garbage collector off for (see
+// noGCWhileGating), and some of them measure the heap.
+func gateOnlyIfAsked(cfg Config) Config {
+	if cfg.ExecGate.Timeout != testGateTimeout {
+		cfg.ExecGate.Enabled = false
+	}
 	return cfg
 }
 

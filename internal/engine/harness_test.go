@@ -56,6 +56,7 @@ func startCaptureWith(t *testing.T, cfg Config, logger *zap.Logger) *capture {
 	t.Helper()
 	requireRoot(t)
 	c := &capture{}
+	cfg = gateOnlyIfAsked(cfg)
 	eng, err := New(cfg, logger, c.add)
 	if err != nil {
 		t.Fatal(err)
@@ -279,6 +280,7 @@ func stalledCapture(t *testing.T, cfg Config) stalled {
 	t.Helper()
 	requireRoot(t)
 	c := &capture{}
+	cfg = gateOnlyIfAsked(cfg)
 	entered, gate := make(chan struct{}), make(chan struct{})
 	var stalling sync.Once
 	eng, err := New(cfg, zaptest.NewLogger(t, zaptest.Level(zapcore.WarnLevel)), func(ex *exchange.Exchange) {

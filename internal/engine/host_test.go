@@ -134,6 +134,7 @@ func TestConfigValidate(t *testing.T) {
 // other processes on the host do not disturb the count).
 func TestShutdownDetachesEverything(t *testing.T) {
 	requireRoot(t)
+	noGCWhileGating(t, DefaultConfig())
 	e, err := New(DefaultConfig(), nil, func(*exchange.Exchange) {})
 	if err != nil {
 		t.Fatal(err)
@@ -206,6 +207,7 @@ func TestShutdownDetachesEverything(t *testing.T) {
 // probeRelease); the host's own libssl stays hooked.
 func TestProbesReleasedAfterExit(t *testing.T) {
 	requireRoot(t)
+	noGCWhileGating(t, DefaultConfig())
 	e, err := New(DefaultConfig(), nil, func(*exchange.Exchange) {})
 	if err != nil {
 		t.Fatal(err)
