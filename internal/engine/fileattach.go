@@ -63,6 +63,18 @@ func (d *discoverer) hookLibrary(lib procscan.Library, path string, ver fileVers
 			d.logger.Info("hooked OpenSSL", zap.String("path", path), zap.Int("probes", n))
 		}
 		return hookDone, nil
+	case procscan.GnuTLS:
+		if !d.cfg.probeEnabled(ProbeGnuTLS) {
+			return hookNone, nil
+		}
+		n, err := d.kern.attachGnuTLS(path, ver)
+		if err != nil {
+			return hookFailed, err
+		}
+		if n > 0 {
+			d.logger.Info("hooked GnuTLS", zap.String("path", path), zap.Int("probes", n))
+		}
+		return hookDone, nil
 	}
 	return hookNone, nil
 }

@@ -323,3 +323,22 @@ func stalledCapture(t *testing.T, cfg Config) stalled {
 	}
 	return stalled{c: c, url: url, release: release}
 }
+
+// snapshot returns every exchange kept so far.
+func (c *capture) snapshot() []*exchange.Exchange {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*exchange.Exchange(nil), c.all...)
+}
+
+// waitFor polls cond until it holds, failing after 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met after 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -111,7 +111,7 @@ func TestConfigValidate(t *testing.T) {
 		{"huge body", func(c *Config) { c.MaxBodyBytes = 1 << 30 }, "max_body_bytes"},
 		{"ring not power of two", func(c *Config) { c.RingBufferSize = 5000 }, "ring_buffer_size"},
 		{"ring too small", func(c *Config) { c.RingBufferSize = 1024 }, "ring_buffer_size"},
-		{"unknown probe", func(c *Config) { c.TLSProbes = []string{"gnutls"} }, "tls_probes"},
+		{"unknown probe", func(c *Config) { c.TLSProbes = []string{"wolfssl"} }, "tls_probes"},
 		{"none with others", func(c *Config) { c.TLSProbes = []string{"none", "openssl"} }, "tls_probes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,6 +126,13 @@ func TestConfigValidate(t *testing.T) {
 	c := DefaultConfig()
 	if err := c.Validate(); err != nil {
 		t.Errorf("default config invalid: %v", err)
+	}
+	if !c.probeEnabled(ProbeGnuTLS) || !c.probeEnabled(ProbeOpenSSL) || !c.probeEnabled(ProbeGo) {
+		t.Errorf("default tls_probes = %v, want openssl, go and gnutls on", c.TLSProbes)
+	}
+	c.TLSProbes = []string{ProbeGnuTLS}
+	if err := c.Validate(); err != nil {
+		t.Errorf("tls_probes [gnutls]: %v", err)
 	}
 }
 

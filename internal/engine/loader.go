@@ -564,10 +564,16 @@ func (k *kernel) close() error {
 // systemLibSSL lists the host's own libssl files: hooking them up front covers
 // every process that will load them later, with no race against its first call.
 func systemLibSSL() []string {
+	return systemLibs("libssl.so*")
+}
+
+// systemLibs lists the regular files matching pattern in the host's
+// library directories, symlinks resolved, each once.
+func systemLibs(pattern string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, dir := range []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/usr/lib", "/usr/local/lib", "/usr/local/lib64"} {
-		matches, _ := filepath.Glob(filepath.Join(dir, "libssl.so*"))
+		matches, _ := filepath.Glob(filepath.Join(dir, pattern))
 		for _, m := range matches {
 			real, err := filepath.EvalSymlinks(m)
 			if err != nil || seen[real] || strings.HasSuffix(real, ".a") {

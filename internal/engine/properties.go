@@ -39,6 +39,11 @@ import (
 //	                                        patterns to keep, by name (card, bearer), or none
 //	redact_body_pattern_1 ssn=\d{3}-\d{2}-\d{4}   redaction.extra_body_patterns (name=regex;
 //	                                        keys _1 to _32, the regex taken verbatim)
+//	redact_fields         password,token    redaction.fields (secret field names; replaces the defaults)
+//	redact_extra_fields   pin,otp           redaction.extra_fields (adds to them)
+//	redact_secret_values  jwt,private_key   redaction.secret_values (built-in detectors, or none)
+//	pii_kinds             email,iban        pii.kinds (email, iban, payment_card, phone, or none)
+//	redact_pii            true              pii.redact
 //	exec_gate             false             exec_gate.enabled
 //	exec_gate_timeout     500ms             exec_gate.timeout (a Go duration)
 //	capture_bodies        false             bodies.capture
@@ -155,6 +160,10 @@ var flatNames = []struct{ nested, flat string }{
 	{"redaction.query_parameters", "redact_query_parameters"},
 	{"redaction.extra_query_parameters", "redact_extra_query_parameters"},
 	{"redaction.body_patterns", "redact_body_patterns"},
+	{"redaction.fields", "redact_fields"},
+	{"redaction.extra_fields", "redact_extra_fields"},
+	{"redaction.secret_values", "redact_secret_values"},
+	{"pii.kinds", "pii_kinds"},
 	{"bodies.content_types", "body_content_types"},
 	{"span_headers.request", "span_request_headers"},
 	{"span_headers.response", "span_response_headers"},
@@ -297,6 +306,11 @@ func (pp *policyProps) parse() {
 		pp.extraPatternKeys = append(pp.extraPatternKeys, key)
 	}
 
+	pp.strings("redact_fields", &c.Redaction.Fields)
+	pp.strings("redact_extra_fields", &c.Redaction.ExtraFields)
+	pp.strings("redact_secret_values", &c.Redaction.SecretValues)
+	pp.strings("pii_kinds", &c.PII.Kinds)
+	pp.bool("redact_pii", &c.PII.Redact)
 	pp.bool("capture_bodies", &c.Bodies.Capture)
 	pp.strings("body_content_types", &c.Bodies.ContentTypes)
 	pp.strings("span_request_headers", &c.SpanHeaders.Request)

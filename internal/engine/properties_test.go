@@ -19,6 +19,10 @@ func TestConfigFromProperties(t *testing.T) {
 	if cfg.MaxBodyBytes != 8192 || cfg.RingBufferSize != 32<<20 || len(cfg.TLSProbes) != 1 || cfg.TLSProbes[0] != "openssl" {
 		t.Errorf("cfg = %+v", cfg)
 	}
+	gnu, err := ConfigFromProperties(func(k string) string { return map[string]string{"tls_probes": "openssl, GnuTLS"}[k] })
+	if err != nil || len(gnu.TLSProbes) != 2 || gnu.TLSProbes[1] != ProbeGnuTLS {
+		t.Errorf("tls_probes openssl,gnutls: %v %v", gnu.TLSProbes, err)
+	}
 	def, err := ConfigFromProperties(func(string) string { return "" })
 	if err != nil || def.MaxBodyBytes != DefaultConfig().MaxBodyBytes {
 		t.Errorf("defaults: %+v %v", def, err)
@@ -69,6 +73,11 @@ func TestConfigFromPropertiesPolicy(t *testing.T) {
 		"body_content_types":      "application/json text/*",
 		"span_request_headers":    "content-type",
 		"span_response_headers":   "server",
+		"redact_fields":           "password,pin",
+		"redact_extra_fields":     "otp",
+		"redact_secret_values":    "jwt private_key",
+		"pii_kinds":               "none",
+		"redact_pii":              "yes",
 	}
 	cfg, err := ConfigFromProperties(func(k string) string { return props[k] })
 	if err != nil {
@@ -91,6 +100,10 @@ func TestConfigFromPropertiesPolicy(t *testing.T) {
 	if len(r.ExtraBodyPatterns) != 2 || r.ExtraBodyPatterns[0] != (policy.BodyPattern{Name: "ssn", Regex: `\b\d{3}-\d{2}-\d{4}\b`}) ||
 		r.ExtraBodyPatterns[1] != (policy.BodyPattern{Name: "pin", Regex: `pin=\d{4}`}) {
 		t.Errorf("extra patterns %+v", r.ExtraBodyPatterns)
+	}
+	if strings.Join(r.Fields, ",") != "password,pin" || strings.Join(r.ExtraFields, ",") != "otp" ||
+		strings.Join(r.SecretValues, ",") != "jwt,private_key" || p.PII.Kinds == nil || len(p.PII.Kinds) != 0 || !p.PII.Redact {
+		t.Errorf("inspection %+v %+v", r, p.PII)
 	}
 	if p.Bodies.Capture || strings.Join(p.Bodies.ContentTypes, ",") != "application/json,text/*" ||
 		p.SpanHeaders.Request[0] != "content-type" || p.SpanHeaders.Response[0] != "server" {
@@ -118,6 +131,10 @@ func TestConfigFromPropertiesPolicy(t *testing.T) {
 		"redact_body_pattern_2": "x=(",
 		"capture_bodies":        "sometimes",
 		"body_content_types":    "json",
+		"redact_extra_fields":   "--",
+		"redact_secret_values":  "slack",
+		"pii_kinds":             "ssn",
+		"redact_pii":            "perhaps",
 	} {
 		_, err := ConfigFromProperties(func(k string) string {
 			if k == key {

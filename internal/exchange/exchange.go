@@ -100,6 +100,12 @@ const (
 	ParseError
 	// DecodeError: Content-Encoding could not be decoded.
 	DecodeError
+	// RequestBodyNotInspected / ResponseBodyNotInspected: a non-empty body
+	// was not looked at for secrets and personal data (not captured,
+	// content type not allowed, undecodable content encoding). A body cut
+	// at max_body_bytes is inspected up to the cut (and flagged truncated).
+	RequestBodyNotInspected
+	ResponseBodyNotInspected
 )
 
 // Has reports whether every flag in f2 is set.
@@ -116,7 +122,8 @@ func (f Flags) Names() []string {
 	return out
 }
 
-var flagNames = [...]string{"incomplete", "request_truncated", "response_truncated", "no_response", "parse_error", "decode_error"}
+var flagNames = [...]string{"incomplete", "request_truncated", "response_truncated", "no_response", "parse_error", "decode_error",
+	"request_body_not_inspected", "response_body_not_inspected"}
 
 // Process is the captured process, cached from /proc when it was first seen
 // so that a process that exits right after its exchange is still attributed.
@@ -137,7 +144,8 @@ type Conn struct {
 	Local  netip.AddrPort // zero when unknown (memory-BIO TLS such as Node.js)
 	Remote netip.AddrPort
 	TLS    bool
-	// Source names the hook that produced the plaintext: "openssl", "socket".
+	// Source names the hook that produced the plaintext: "openssl", "gnutls",
+	// "go", "socket".
 	Source string
 }
 
@@ -153,6 +161,9 @@ type Exchange struct {
 	Flags    Flags
 	// Reset is set when an HTTP/2 RST_STREAM ended the exchange's stream.
 	Reset *StreamReset
+	// PII lists the kinds of personal data found in the bodies, sorted
+	// (policy.PIIKinds names); nil when none.
+	PII []string
 }
 
 // StreamReset records the RST_STREAM frame that ended an HTTP/2 stream.

@@ -40,6 +40,9 @@ const (
 	KeyTlstapFlags        = "tlstap.flags"
 	KeyTlstapTLSLibrary   = "tlstap.tls.library"
 	KeyTlstapConnectionID = "tlstap.connection.id"
+	// KeyTlstapPIITypes lists the kinds of personal data found in the
+	// bodies, sorted (email, iban, payment_card, phone); absent when none.
+	KeyTlstapPIITypes = "tlstap.pii.types"
 
 	// Resource keys.
 	KeyProcessPID            = "process.pid"

@@ -197,6 +197,9 @@ func (m *Mapper) Map(ex *exchange.Exchange) *Record {
 		attrs = append(attrs, String(KeyTlstapTLSLibrary, ex.Conn.Source))
 	}
 	attrs = append(attrs, Int(KeyTlstapConnectionID, int64(ex.Conn.ID)))
+	if len(ex.PII) > 0 {
+		attrs = append(attrs, Strings(KeyTlstapPIITypes, ex.PII))
+	}
 	common := len(attrs)
 	rec.Shared = common
 

@@ -127,6 +127,28 @@ func TestTLSTargetsPython(t *testing.T) {
 	checkSymbols(t, tg, lib)
 }
 
+// libcurl-gnutls (what git's HTTPS helper links) imports GnuTLS's record
+// functions and is no target; the libgnutls it loads is, exactly once.
+func TestTLSTargetsGnuTLS(t *testing.T) {
+	requireRoot(t)
+	py := lookPath(t, "python3")
+	lib, err := filepath.EvalSymlinks("/usr/lib/x86_64-linux-gnu/libgnutls.so.30")
+	if err != nil {
+		t.Skip("no libgnutls30")
+	}
+	cmd := start(t, exec.Command(py, "-c", "import ctypes,time; ctypes.CDLL('libcurl-gnutls.so.4'); print('ok', flush=True); time.sleep(30)"))
+	s := New("/proc")
+	got := waitTargets(t, s, cmd.Process.Pid, func(ts []Target) bool { return len(ts) > 0 })
+	if len(got) != 1 || got[0].Library != GnuTLS || got[0].Path != lib {
+		t.Fatalf("targets = %+v, want only gnutls %s", got, lib)
+	}
+	for _, name := range []string{"gnutls_record_send", "gnutls_record_recv", "gnutls_record_send2", "gnutls_bye", "gnutls_deinit"} {
+		if got[0].Symbols[name] == 0 {
+			t.Errorf("symbol %s missing: %v", name, got[0].Symbols)
+		}
+	}
+}
+
 func TestTLSTargetsNode(t *testing.T) {
 	requireRoot(t)
 	node, err := filepath.EvalSymlinks(lookPath(t, "node"))
@@ -585,7 +607,7 @@ func TestSkipByName(t *testing.T) {
 }
 
 func TestLibraryString(t *testing.T) {
-	if OpenSSL.String() != "openssl" || LibraryUnknown.String() != "unknown" {
-		t.Errorf("Library strings: %q %q", OpenSSL, LibraryUnknown)
+	if OpenSSL.String() != "openssl" || GnuTLS.String() != "gnutls" || LibraryUnknown.String() != "unknown" {
+		t.Errorf("Library strings: %q %q %q", OpenSSL, GnuTLS, LibraryUnknown)
 	}
 }

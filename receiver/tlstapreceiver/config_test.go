@@ -18,7 +18,7 @@ func TestCreateDefaultConfig(t *testing.T) {
 	assert.Equal(t, engine.DefaultConfig(), cfg.EngineConfig())
 	assert.Equal(t, 64<<10, cfg.MaxBodyBytes)
 	assert.Equal(t, 4<<20, cfg.RingBufferSize)
-	assert.Equal(t, []string{"openssl", "go"}, cfg.TLSProbes)
+	assert.Equal(t, []string{"openssl", "go", "gnutls"}, cfg.TLSProbes)
 	assert.NoError(t, xconfmap.Validate(cfg))
 }
 
@@ -51,8 +51,11 @@ func TestValidate(t *testing.T) {
 		{"ring buffer not power of two", func(c *Config) { c.RingBufferSize = 5000 }, "ring_buffer_size"},
 		{"ring buffer too small", func(c *Config) { c.RingBufferSize = 1024 }, "ring_buffer_size"},
 		{"ring buffer too large", func(c *Config) { c.RingBufferSize = 1 << 31 }, "ring_buffer_size"},
-		{"unknown probe", func(c *Config) { c.TLSProbes = []string{"gnutls"} }, "tls_probes"},
+		{"unknown probe", func(c *Config) { c.TLSProbes = []string{"wolfssl"} }, "tls_probes"},
 		{"none combined", func(c *Config) { c.TLSProbes = []string{"openssl", "none"} }, "tls_probes"},
+		{"unknown pii kind", func(c *Config) { c.Policy.PII.Kinds = []string{"ssn"} }, "pii.kinds[0]"},
+		{"unknown secret detector", func(c *Config) { c.Policy.Redaction.SecretValues = []string{"slack"} }, "redaction.secret_values[0]"},
+		{"empty secret field", func(c *Config) { c.Policy.Redaction.ExtraFields = []string{""} }, "redaction.extra_fields[0]"},
 		{"exec gate bound too long", func(c *Config) { c.ExecGate.Timeout = time.Minute }, "exec_gate.timeout"},
 		{"exec gate bound too short", func(c *Config) { c.ExecGate.Timeout = time.Millisecond }, "exec_gate.timeout"},
 	} {

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
@@ -349,6 +350,17 @@ func (r *tlstapReceiver) registerStats() error {
 		t.RegisterTlstapDiscoveryDroppedCallback(stat(func(s engine.Stats) uint64 { return s.DiscoveryDropped })),
 		t.RegisterTlstapControlEventsLostCallback(stat(func(s engine.Stats) uint64 { return s.ControlEventsLost })),
 		t.RegisterTlstapBadRecordsCallback(stat(func(s engine.Stats) uint64 { return s.BadRecords })),
+		t.RegisterTlstapSecretsRedactedCallback(stat(func(s engine.Stats) uint64 {
+			return s.Policy.FieldsRedacted + s.Policy.SecretValuesRedacted
+		})),
+		t.RegisterTlstapBodiesNotInspectedCallback(stat(func(s engine.Stats) uint64 { return s.Policy.BodiesNotInspected })),
+		t.RegisterTlstapPiiExchangesCallback(func(_ context.Context, o metric.Int64Observer) error {
+			pii := r.engine.Stats().Policy.PII
+			for _, kind := range policy.PIIKinds() {
+				o.Observe(int64(pii[kind]), metric.WithAttributes(attribute.String("pii_kind", kind)))
+			}
+			return nil
+		}),
 		t.RegisterTlstapExecsGatedCallback(stat(func(s engine.Stats) uint64 { return s.ExecsGated })),
 		t.RegisterTlstapExecsAllowedOnTimeoutCallback(stat(func(s engine.Stats) uint64 { return s.ExecsAllowedOnTimeout })),
 		t.RegisterTlstapExecAnalysisFailuresCallback(stat(func(s engine.Stats) uint64 { return s.ExecAnalysisFailures })),

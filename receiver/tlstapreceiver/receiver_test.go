@@ -17,12 +17,14 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 	"go.uber.org/zap"
 
 	"github.com/tlstap/tlstap/internal/engine"
 	"github.com/tlstap/tlstap/internal/exchange"
+	"github.com/tlstap/tlstap/internal/policy"
 	"github.com/tlstap/tlstap/receiver/tlstapreceiver/internal/metadata"
 	"github.com/tlstap/tlstap/receiver/tlstapreceiver/internal/metadatatest"
 )
@@ -300,7 +302,9 @@ func TestTelemetry(t *testing.T) {
 		ExchangesEmitted: 7, ExchangesIncomplete: 1, BodiesTruncated: 2, ParseErrors: 3, EventsRead: 100,
 		EventsLost: 4, BytesLost: 4096, BytesShed: 2048, StreamGaps: 5, ProbesAttached: 12, AttachErrors: 6,
 		ConnsTracked: 9, ConnsEvicted: 8, DiscoveryDropped: 10, ControlEventsLost: 11, BadRecords: 13, H2StreamsDropped: 14,
-		ExecsGated: 15, ExecsAllowedOnTimeout: 16, ExecAnalysisFailures: 17, ExecsUngated: 18, ExecGateErrors: 19,
+		Policy: policy.Stats{FieldsRedacted: 15, SecretValuesRedacted: 16, BodiesNotInspected: 17,
+			PII: map[string]uint64{"email": 18, "iban": 19, "payment_card": 20, "phone": 21}},
+		ExecsGated: 22, ExecsAllowedOnTimeout: 23, ExecAnalysisFailures: 24, ExecsUngated: 25, ExecGateErrors: 26,
 	}
 	e.sink(testExchange(1, exchange.RoleClient, 200))
 	e.sink(testExchange(1, exchange.RoleClient, 200))
@@ -325,11 +329,19 @@ func TestTelemetry(t *testing.T) {
 	metadatatest.AssertEqualTlstapControlEventsLost(t, tt, dp(11), opts...)
 	metadatatest.AssertEqualTlstapBadRecords(t, tt, dp(13), opts...)
 	metadatatest.AssertEqualTlstapH2StreamsDropped(t, tt, dp(14), opts...)
-	metadatatest.AssertEqualTlstapExecsGated(t, tt, dp(15), opts...)
-	metadatatest.AssertEqualTlstapExecsAllowedOnTimeout(t, tt, dp(16), opts...)
-	metadatatest.AssertEqualTlstapExecAnalysisFailures(t, tt, dp(17), opts...)
-	metadatatest.AssertEqualTlstapExecsUngated(t, tt, dp(18), opts...)
-	metadatatest.AssertEqualTlstapExecGateErrors(t, tt, dp(19), opts...)
+	metadatatest.AssertEqualTlstapSecretsRedacted(t, tt, dp(15+16), opts...)
+	metadatatest.AssertEqualTlstapBodiesNotInspected(t, tt, dp(17), opts...)
+	kind := func(k string, v int64) metricdata.DataPoint[int64] {
+		return metricdata.DataPoint[int64]{Value: v, Attributes: attribute.NewSet(attribute.String("pii_kind", k))}
+	}
+	metadatatest.AssertEqualTlstapPiiExchanges(t, tt, []metricdata.DataPoint[int64]{
+		kind("email", 18), kind("iban", 19), kind("payment_card", 20), kind("phone", 21),
+	}, opts...)
+	metadatatest.AssertEqualTlstapExecsGated(t, tt, dp(22), opts...)
+	metadatatest.AssertEqualTlstapExecsAllowedOnTimeout(t, tt, dp(23), opts...)
+	metadatatest.AssertEqualTlstapExecAnalysisFailures(t, tt, dp(24), opts...)
+	metadatatest.AssertEqualTlstapExecsUngated(t, tt, dp(25), opts...)
+	metadatatest.AssertEqualTlstapExecGateErrors(t, tt, dp(26), opts...)
 
 	// The receive operations are reported through receiverhelper.ObsReport.
 	got, err := tt.GetMetric("otelcol_receiver_accepted_spans")

@@ -30,6 +30,7 @@ type TelemetryBuilder struct {
 	registrations               []metric.Registration
 	TlstapAttachErrors          metric.Int64ObservableCounter
 	TlstapBadRecords            metric.Int64ObservableCounter
+	TlstapBodiesNotInspected    metric.Int64ObservableCounter
 	TlstapBodiesTruncated       metric.Int64ObservableCounter
 	TlstapBytesLost             metric.Int64ObservableCounter
 	TlstapBytesShed             metric.Int64ObservableCounter
@@ -48,7 +49,9 @@ type TelemetryBuilder struct {
 	TlstapExecsUngated          metric.Int64ObservableCounter
 	TlstapH2StreamsDropped      metric.Int64ObservableCounter
 	TlstapParseErrors           metric.Int64ObservableCounter
+	TlstapPiiExchanges          metric.Int64ObservableCounter
 	TlstapProbesAttached        metric.Int64ObservableGauge
+	TlstapSecretsRedacted       metric.Int64ObservableCounter
 	TlstapStreamGaps            metric.Int64ObservableCounter
 }
 
@@ -84,6 +87,21 @@ func (builder *TelemetryBuilder) RegisterTlstapBadRecordsCallback(cb metric.Int6
 		cb(ctx, &observerInt64{inst: builder.TlstapBadRecords, obs: o})
 		return nil
 	}, builder.TlstapBadRecords)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapBodiesNotInspectedCallback sets callback for observable TlstapBodiesNotInspected metric.
+func (builder *TelemetryBuilder) RegisterTlstapBodiesNotInspectedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapBodiesNotInspected, obs: o})
+		return nil
+	}, builder.TlstapBodiesNotInspected)
 	if err != nil {
 		return err
 	}
@@ -363,12 +381,42 @@ func (builder *TelemetryBuilder) RegisterTlstapParseErrorsCallback(cb metric.Int
 	return nil
 }
 
+// RegisterTlstapPiiExchangesCallback sets callback for observable TlstapPiiExchanges metric.
+func (builder *TelemetryBuilder) RegisterTlstapPiiExchangesCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapPiiExchanges, obs: o})
+		return nil
+	}, builder.TlstapPiiExchanges)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 // RegisterTlstapProbesAttachedCallback sets callback for observable TlstapProbesAttached metric.
 func (builder *TelemetryBuilder) RegisterTlstapProbesAttachedCallback(cb metric.Int64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		cb(ctx, &observerInt64{inst: builder.TlstapProbesAttached, obs: o})
 		return nil
 	}, builder.TlstapProbesAttached)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapSecretsRedactedCallback sets callback for observable TlstapSecretsRedacted metric.
+func (builder *TelemetryBuilder) RegisterTlstapSecretsRedactedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapSecretsRedacted, obs: o})
+		return nil
+	}, builder.TlstapSecretsRedacted)
 	if err != nil {
 		return err
 	}
@@ -431,6 +479,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_tlstap_bad_records",
 		metric.WithDescription("Ring buffer records that did not decode (should stay 0; a kernel/user-space mismatch otherwise). [Development]"),
 		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapBodiesNotInspected, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_bodies_not_inspected",
+		metric.WithDescription("Non-empty bodies not inspected for secrets and personal data (not captured, content type not allowed, undecodable encoding); their exchanges carry the request_body_not_inspected / response_body_not_inspected flag. [Development]"),
+		metric.WithUnit("{body}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.TlstapBodiesTruncated, err = builder.meter.Int64ObservableCounter(
@@ -541,10 +595,22 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.TlstapPiiExchanges, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_pii_exchanges",
+		metric.WithDescription("Exported exchanges whose request or response body contained personal data, by kind (an exchange counts once per kind). [Development]"),
+		metric.WithUnit("{exchange}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.TlstapProbesAttached, err = builder.meter.Int64ObservableGauge(
 		"otelcol_tlstap_probes_attached",
 		metric.WithDescription("Uprobe links currently attached. [Development]"),
 		metric.WithUnit("{probe}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapSecretsRedacted, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_secrets_redacted",
+		metric.WithDescription("Secrets replaced by REDACTED in bodies, by field name (redaction.fields) or by shape (redaction.secret_values). [Development]"),
+		metric.WithUnit("{value}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.TlstapStreamGaps, err = builder.meter.Int64ObservableCounter(
