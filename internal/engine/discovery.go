@@ -365,7 +365,7 @@ func (d *discoverer) attachGo(pid uint32) {
 		d.use(ver.id, pid)
 		return
 	}
-	switch res, err := d.hookGo(exe, ver); res {
+	switch res, err := d.hookGo(exe, ver, pid); res {
 	case hookNone:
 		if len(d.notGo) > 65536 {
 			clear(d.notGo)

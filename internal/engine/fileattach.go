@@ -27,12 +27,12 @@ const (
 // must stay valid during the call (/proc/<pid>/exe, /proc/self/fd/<n>).
 // Safe for concurrent use: it touches only the kernel, the caches and
 // atomic counters.
-func (d *discoverer) hookExecutable(path string, ver fileVersion) (hookResult, error) {
+func (d *discoverer) hookExecutable(path string, ver fileVersion, pid uint32) (hookResult, error) {
 	if d.kern.current(ver) {
 		return hookDone, nil
 	}
 	if d.cfg.probeEnabled(ProbeGo) {
-		res, err := d.hookGo(path, ver)
+		res, err := d.hookGo(path, ver, pid)
 		if res != hookNone {
 			return res, err
 		}
@@ -81,7 +81,7 @@ func (d *discoverer) hookLibrary(lib procscan.Library, path string, ver fileVers
 
 // hookGo hooks crypto/tls when the file is a Go program that links it;
 // hookNone when it is not (or its Go is not supported).
-func (d *discoverer) hookGo(path string, ver fileVersion) (hookResult, error) {
+func (d *discoverer) hookGo(path string, ver fileVersion, pid uint32) (hookResult, error) {
 	info, err := d.goBins.Inspect(path)
 	if err != nil {
 		if errors.Is(err, goinfo.ErrNotGo) || errors.Is(err, goinfo.ErrNoTLS) {
@@ -101,7 +101,7 @@ func (d *discoverer) hookGo(path string, ver fileVersion) (hookResult, error) {
 		return hookFailed, err
 	}
 	if n > 0 {
-		d.logger.Info("hooked Go crypto/tls", zap.String("path", path), zap.String("go", info.GoVersion),
+		d.logger.Info("hooked Go crypto/tls", zap.Uint32("pid", pid), zap.String("path", path), zap.String("go", info.GoVersion),
 			zap.String("functions", info.FuncsFrom), zap.String("layout", info.OffsetsFrom), zap.String("read", info.ReadScheme()), zap.Int("probes", n))
 	}
 	return hookDone, nil

@@ -77,7 +77,7 @@ func (a *gateAnalyzer) Analyze(f execgate.File) execgate.Verdict {
 		a.hook(f)
 	}
 	ver := versionOf(f.Key)
-	res, err := a.d.hookExecutable(f.Path, ver)
+	res, err := a.d.hookExecutable(f.Path, ver, uint32(f.PID))
 	switch res {
 	case hookDone:
 		a.d.gated.touch(ver.id, time.Now())

@@ -195,8 +195,9 @@ func TestGateAgentKilledDuringStorm(t *testing.T) {
 	if held == 0 {
 		t.Errorf("no exec was held: the gate did not stall them")
 	}
-	// After the kill nothing is held: the rest of the storm runs at once.
-	if rest := time.Since(killAt); rest > gateAgentBound {
+	// After the kill nothing is held: the rest of the storm runs without
+	// waiting (slack for a loaded machine under -race).
+	if rest := time.Since(killAt); rest > 2*gateAgentBound {
 		t.Errorf("the storm took %v after the agent died", rest)
 	}
 	t.Logf("%d execs, %d held by the stalled agent, storm %v, %v after the kill", n, held, time.Since(t0), time.Since(killAt))
