@@ -58,7 +58,10 @@ type Engine struct {
 	debug bool
 	// probeRelease is how long probes stay on a file no process uses.
 	probeRelease time.Duration
-	stats        counters
+	// perProbeLinks: one uprobe link per probe even where uprobe_multi
+	// exists, the path of kernels before 6.6 (tests set it).
+	perProbeLinks bool
+	stats         counters
 
 	kernMu sync.Mutex // guards kern against Stats during Shutdown
 	kern   *kernel
@@ -110,7 +113,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		return errors.New("engine: already started")
 	}
 	t0 := time.Now()
-	kern, err := loadKernel(e.cfg, e.logger)
+	kern, err := loadKernel(e.cfg, e.logger, e.perProbeLinks)
 	if err != nil {
 		return err
 	}
@@ -378,6 +381,7 @@ func (e *Engine) Stats() Stats {
 	if k := e.kern; k != nil {
 		k.lossStats(&s)
 		s.ProbesAttached = uint64(k.probeCount())
+		s.UprobeLinks = uint64(k.uprobeLinks())
 	}
 	e.kernMu.Unlock()
 	return s

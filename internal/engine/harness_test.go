@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -45,6 +46,18 @@ func requireRoot(t *testing.T) {
 	}
 }
 
+// scaled stretches a test's wait where everything runs slower: the kernel
+// matrix runner (tools/kernel-vm, make test-kernel) sets
+// TLSTAP_TEST_TIME_SCALE inside its emulated VM, where starting a process
+// costs 35–60× and computing 10× what it does here. It lengthens how long a
+// test waits for something to happen, never what the test expects.
+func scaled(d time.Duration) time.Duration {
+	if f, err := strconv.ParseFloat(os.Getenv("TLSTAP_TEST_TIME_SCALE"), 64); err == nil && f > 1 {
+		return time.Duration(float64(d) * f)
+	}
+	return d
+}
+
 func startCapture(t *testing.T, cfg Config) *capture {
 	t.Helper()
 	return startCaptureWith(t, cfg, zaptest.NewLogger(t))
@@ -68,7 +81,7 @@ func startCaptureWith(t *testing.T, cfg Config, logger *zap.Logger) *capture {
 	}
 	c.eng = eng
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), scaled(10*time.Second))
 		defer cancel()
 		if err := eng.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
@@ -92,7 +105,7 @@ func (c *capture) add(ex *exchange.Exchange) {
 // wait returns the exchanges of pid once n of them have arrived.
 func (c *capture) wait(t *testing.T, pid int, n int) []*exchange.Exchange {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(scaled(10 * time.Second))
 	for {
 		got := c.of(pid)
 		if len(got) >= n {
@@ -221,7 +234,7 @@ func freePort(t *testing.T) int {
 // waitPort waits until something accepts connections on 127.0.0.1:port.
 func waitPort(t *testing.T, port int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(scaled(10 * time.Second))
 	for time.Now().Before(deadline) {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
 		if err == nil {
@@ -256,10 +269,10 @@ func (c *capture) waitHooked(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(scaled(10 * time.Second))
 	for !c.eng.kern.attached(id) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not hooked after 10 s", path)
+			t.Fatalf("%s not hooked after %v", path, scaled(10*time.Second))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -305,7 +318,7 @@ func stalledCapture(t *testing.T, cfg Config) stalled {
 	release := func() { released.Do(func() { close(gate) }) }
 	t.Cleanup(func() {
 		release()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), scaled(10*time.Second))
 		defer cancel()
 		if err := eng.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
@@ -318,7 +331,7 @@ func stalledCapture(t *testing.T, cfg Config) stalled {
 	run(t, "curl", "-s", url("/stall"))
 	select {
 	case <-entered:
-	case <-time.After(15 * time.Second):
+	case <-time.After(scaled(15 * time.Second)):
 		t.Fatal("the /stall exchange never reached the sink")
 	}
 	return stalled{c: c, url: url, release: release}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 
 	tlsbpf "github.com/tlstap/tlstap/bpf"
 	"github.com/tlstap/tlstap/internal/exchange"
@@ -149,62 +150,96 @@ func TestShutdownDetachesEverything(t *testing.T) {
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	var progs []ebpf.ProgramID
+	objs := engineObjectsOf(t, e)
+	spec, err := tlsbpf.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs.progs) != len(spec.Programs) || len(objs.maps) < len(spec.Maps)-1 { // .rodata may be folded into constants
+		t.Fatalf("%d of %d programs and %d of %d maps loaded", len(objs.progs), len(spec.Programs), len(objs.maps), len(spec.Maps))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(10*time.Second))
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	objs.waitReleased(t)
+}
+
+// engineObjects are the IDs of one engine's eBPF programs and maps.
+type engineObjects struct {
+	progs []ebpf.ProgramID
+	maps  map[ebpf.MapID]string
+}
+
+func engineObjectsOf(t *testing.T, e *Engine) engineObjects {
+	t.Helper()
+	objs := engineObjects{maps: map[ebpf.MapID]string{}}
 	for _, p := range e.kern.progs {
 		info, err := p.Info()
 		if err != nil {
 			t.Fatal(err)
 		}
 		id, _ := info.ID()
-		progs = append(progs, id)
+		objs.progs = append(objs.progs, id)
 	}
-	var maps []ebpf.MapID
-	names := map[ebpf.MapID]string{}
 	for name, m := range e.kern.maps.Maps {
 		info, err := m.Info()
 		if err != nil {
 			t.Fatal(err)
 		}
 		id, _ := info.ID()
-		maps = append(maps, id)
-		names[id] = name
+		objs.maps[id] = name
 	}
-	spec, err := tlsbpf.LoadSpec()
-	if err != nil {
-		t.Fatal(err)
+	return objs
+}
+
+// links counts the kernel's links to the engine's programs by link type,
+// as the kernel lists them (uprobe_multi, perf-event, raw tracepoint).
+func (objs engineObjects) links() map[link.Type]int {
+	ours := map[ebpf.ProgramID]bool{}
+	for _, id := range objs.progs {
+		ours[id] = true
 	}
-	if len(progs) != len(spec.Programs) || len(maps) < len(spec.Maps)-1 { // .rodata may be folded into constants
-		t.Fatalf("%d of %d programs and %d of %d maps loaded", len(progs), len(spec.Programs), len(maps), len(spec.Maps))
+	n := map[link.Type]int{}
+	it := new(link.Iterator)
+	for it.Next() {
+		if info, err := it.Link.Info(); err == nil && ours[info.Program] {
+			n[info.Type]++
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := e.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	return n
+}
+
+// waitReleased fails unless every program and map is gone soon after
+// Shutdown. A link (uprobe_multi, perf-event or tracepoint) holds its
+// program, so a program gone means nothing is attached any more.
+func (objs engineObjects) waitReleased(t *testing.T) {
+	t.Helper()
 	// The kernel frees maps and programs once their last reference goes,
 	// some of it deferred past an RCU grace period; cilium/ebpf's memory
 	// mappings of .rodata/.bss are released by a GC cleanup. Allow both.
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(scaled(3 * time.Second))
 	for {
 		runtime.GC()
 		var left []string
-		for _, id := range progs {
+		for _, id := range objs.progs {
 			if p, err := ebpf.NewProgramFromID(id); err == nil {
 				p.Close()
 				left = append(left, fmt.Sprintf("program %d", id))
 			}
 		}
-		for _, id := range maps {
+		for id, name := range objs.maps {
 			if m, err := ebpf.NewMapFromID(id); err == nil {
 				m.Close()
-				left = append(left, fmt.Sprintf("map %d (%s)", id, names[id]))
+				left = append(left, fmt.Sprintf("map %d (%s)", id, name))
 			}
 		}
 		if len(left) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("still present 3 s after Shutdown: %v", left)
+			t.Fatalf("still present %v after Shutdown: %v", scaled(3*time.Second), left)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -234,7 +269,7 @@ func TestProbesReleasedAfterExit(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(scaled(10 * time.Second))
 	for !e.kern.attached(id) {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
@@ -244,7 +279,7 @@ func TestProbesReleasedAfterExit(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	deadline = time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(scaled(10 * time.Second))
 	for e.kern.attached(id) {
 		if time.Now().After(deadline) {
 			t.Fatal("probes on node still attached 10 s after its only process exited")

@@ -79,6 +79,7 @@ type kernel struct {
 	mu       sync.Mutex
 	uprobes  map[fileID]hooked
 	nUprobes int
+	nLinks   int               // kernel links behind nUprobes
 	goSlots  uint32            // go_layouts entries ever used
 	goFree   []uint32          // go_layouts entries released, reused first
 	goSlotOf map[fileID]uint32 // the entry each hooked Go binary uses
@@ -98,8 +99,14 @@ func checkHost() error {
 	return nil
 }
 
-func loadKernel(cfg Config, logger *zap.Logger) (*kernel, error) {
+// loadKernel loads the eBPF programs and attaches the tracepoints.
+// perProbeLinks attaches uprobes as on a kernel without uprobe_multi even
+// where it exists, so that path runs on every host (tests).
+func loadKernel(cfg Config, logger *zap.Logger, perProbeLinks bool) (*kernel, error) {
 	if err := checkHost(); err != nil {
+		return nil, err
+	}
+	if err := checkKernelFeatures(features.HaveProgramHelper); err != nil {
 		return nil, err
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
@@ -128,9 +135,15 @@ func loadKernel(cfg Config, logger *zap.Logger) (*kernel, error) {
 	}
 
 	k := &kernel{logger: logger, progs: map[string]*ebpf.Program{}, uprobes: map[fileID]hooked{}, multi: true}
-	if err := features.HaveBPFLinkUprobeMulti(); err != nil {
-		// The programs are the same; only how they attach differs.
-		logger.Info("uprobe_multi links unavailable; attaching one link per probe (slower detach)", zap.Error(err))
+	multiErr := features.HaveBPFLinkUprobeMulti()
+	if multiErr == nil && perProbeLinks {
+		multiErr = errors.New("one link per probe requested")
+	}
+	if multiErr != nil {
+		// The programs are the same; only how they attach differs. Linux
+		// < 6.6 (Debian 12's 6.1, Ubuntu 22.04's 5.15) takes this path:
+		// Stats.UprobeLinks then equals the probe count.
+		logger.Warn("uprobe_multi links unavailable; attaching one link per probe (slower attach and detach)", zap.Error(multiErr))
 		k.multi = false
 		for _, ps := range spec.Programs {
 			if ps.AttachType == ebpf.AttachTraceUprobeMulti {
@@ -308,6 +321,7 @@ func (k *kernel) attachGo(path string, ver fileVersion, info goinfo.Info) (int, 
 	k.goSlotOf[id] = slot
 	k.uprobes[id] = h
 	k.nUprobes += h.probes
+	k.nLinks += len(h.links)
 	return h.probes, nil
 }
 
@@ -357,6 +371,7 @@ func (k *kernel) attachOpenSSL(path string, ver fileVersion) (int, error) {
 	}
 	k.uprobes[id] = h
 	k.nUprobes += h.probes
+	k.nLinks += len(h.links)
 	if len(errs) > 0 {
 		k.logger.Warn("some OpenSSL probes could not be attached", zap.String("path", path), zap.Error(errors.Join(errs...)))
 	}
@@ -462,6 +477,7 @@ func (k *kernel) detach(id fileID) int {
 	h := k.uprobes[id]
 	delete(k.uprobes, id)
 	k.nUprobes -= h.probes
+	k.nLinks -= len(h.links)
 	if slot, ok := k.goSlotOf[id]; ok {
 		delete(k.goSlotOf, id)
 		k.goFree = append(k.goFree, slot)
@@ -518,6 +534,14 @@ func (k *kernel) probeCount() int {
 	return k.nUprobes + len(k.links)
 }
 
+// uprobeLinks is how many kernel links hold the uprobes: one per program
+// and file with uprobe_multi, one per probe without.
+func (k *kernel) uprobeLinks() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.nLinks
+}
+
 // lossStats sums the per-CPU loss counters into s.
 func (k *kernel) lossStats(s *Stats) {
 	m := k.maps.Maps["stats"]
@@ -546,7 +570,7 @@ func (k *kernel) close() error {
 		all = append(all, h.links...)
 		delete(k.uprobes, id)
 	}
-	k.nUprobes = 0
+	k.nUprobes, k.nLinks = 0, 0
 	k.links = nil
 	progs := k.progs
 	k.progs = nil // under mu: an attach racing a late shutdown sees no programs

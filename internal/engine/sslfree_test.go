@@ -51,7 +51,7 @@ func TestSSLFreeProbeFires(t *testing.T) {
 			t.Fatalf("curl got %q", out)
 		}
 	}
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(scaled(2 * time.Second))
 	for runs()-before < n && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

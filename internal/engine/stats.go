@@ -14,7 +14,8 @@ type Stats struct {
 	BytesLost             uint64       // payload bytes the kernel could not deliver
 	BytesShed             uint64       // of BytesLost: large calls shed when the ring was filling (load shedding)
 	StreamGaps            uint64       // detected holes in a connection byte stream
-	ProbesAttached        uint64       // uprobe links currently attached
+	ProbesAttached        uint64       // probes currently attached: uprobes plus the tracepoints
+	UprobeLinks           uint64       // kernel links holding the uprobes: one per program and file, or one per probe on kernels without uprobe_multi (< 6.6)
 	AttachErrors          uint64       // files or processes where attaching failed
 	ConnsTracked          uint64       // connections currently tracked in user space
 	ConnsEvicted          uint64       // connections dropped by the tracker's memory caps

@@ -344,6 +344,7 @@ func (r *tlstapReceiver) registerStats() error {
 		t.RegisterTlstapH2StreamsDroppedCallback(stat(func(s engine.Stats) uint64 { return s.H2StreamsDropped })),
 		t.RegisterTlstapStreamGapsCallback(stat(func(s engine.Stats) uint64 { return s.StreamGaps })),
 		t.RegisterTlstapProbesAttachedCallback(stat(func(s engine.Stats) uint64 { return s.ProbesAttached })),
+		t.RegisterTlstapUprobeLinksCallback(stat(func(s engine.Stats) uint64 { return s.UprobeLinks })),
 		t.RegisterTlstapAttachErrorsCallback(stat(func(s engine.Stats) uint64 { return s.AttachErrors })),
 		t.RegisterTlstapConnectionsTrackedCallback(stat(func(s engine.Stats) uint64 { return s.ConnsTracked })),
 		t.RegisterTlstapConnectionsEvictedCallback(stat(func(s engine.Stats) uint64 { return s.ConnsEvicted })),

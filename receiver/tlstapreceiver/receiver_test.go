@@ -302,6 +302,7 @@ func TestTelemetry(t *testing.T) {
 		ExchangesEmitted: 7, ExchangesIncomplete: 1, BodiesTruncated: 2, ParseErrors: 3, EventsRead: 100,
 		EventsLost: 4, BytesLost: 4096, BytesShed: 2048, StreamGaps: 5, ProbesAttached: 12, AttachErrors: 6,
 		ConnsTracked: 9, ConnsEvicted: 8, DiscoveryDropped: 10, ControlEventsLost: 11, BadRecords: 13, H2StreamsDropped: 14,
+		UprobeLinks: 22,
 		Policy: policy.Stats{FieldsRedacted: 15, SecretValuesRedacted: 16, BodiesNotInspected: 17,
 			PII: map[string]uint64{"email": 18, "iban": 19, "payment_card": 20, "phone": 21}},
 		ExecsGated: 22, ExecsAllowedOnTimeout: 23, ExecAnalysisFailures: 24, ExecsUngated: 25, ExecGateErrors: 26,
@@ -329,6 +330,7 @@ func TestTelemetry(t *testing.T) {
 	metadatatest.AssertEqualTlstapControlEventsLost(t, tt, dp(11), opts...)
 	metadatatest.AssertEqualTlstapBadRecords(t, tt, dp(13), opts...)
 	metadatatest.AssertEqualTlstapH2StreamsDropped(t, tt, dp(14), opts...)
+	metadatatest.AssertEqualTlstapUprobeLinks(t, tt, dp(22), opts...)
 	metadatatest.AssertEqualTlstapSecretsRedacted(t, tt, dp(15+16), opts...)
 	metadatatest.AssertEqualTlstapBodiesNotInspected(t, tt, dp(17), opts...)
 	kind := func(k string, v int64) metricdata.DataPoint[int64] {

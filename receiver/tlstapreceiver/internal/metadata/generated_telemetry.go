@@ -53,6 +53,7 @@ type TelemetryBuilder struct {
 	TlstapProbesAttached        metric.Int64ObservableGauge
 	TlstapSecretsRedacted       metric.Int64ObservableCounter
 	TlstapStreamGaps            metric.Int64ObservableCounter
+	TlstapUprobeLinks           metric.Int64ObservableGauge
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -441,6 +442,21 @@ func (builder *TelemetryBuilder) RegisterTlstapStreamGapsCallback(cb metric.Int6
 	return nil
 }
 
+// RegisterTlstapUprobeLinksCallback sets callback for observable TlstapUprobeLinks metric.
+func (builder *TelemetryBuilder) RegisterTlstapUprobeLinksCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapUprobeLinks, obs: o})
+		return nil
+	}, builder.TlstapUprobeLinks)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 type observerInt64 struct {
 	embedded.Int64Observer
 	inst metric.Int64Observable
@@ -603,7 +619,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.TlstapProbesAttached, err = builder.meter.Int64ObservableGauge(
 		"otelcol_tlstap_probes_attached",
-		metric.WithDescription("Uprobe links currently attached. [Development]"),
+		metric.WithDescription("Probes currently attached, uprobes plus the syscall and process tracepoints. [Development]"),
 		metric.WithUnit("{probe}"),
 	)
 	errs = errors.Join(errs, err)
@@ -617,6 +633,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_tlstap_stream_gaps",
 		metric.WithDescription("Detected holes in a connection byte stream. [Development]"),
 		metric.WithUnit("{gap}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapUprobeLinks, err = builder.meter.Int64ObservableGauge(
+		"otelcol_tlstap_uprobe_links",
+		metric.WithDescription("Kernel links holding the attached uprobes. One per program and file with uprobe_multi (Linux 6.6 and later); equal to the uprobe count on older kernels, which attach one perf-event link per probe. [Development]"),
+		metric.WithUnit("{link}"),
 	)
 	errs = errors.Join(errs, err)
 	return &builder, errs

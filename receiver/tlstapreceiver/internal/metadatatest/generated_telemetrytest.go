@@ -374,7 +374,7 @@ func AssertEqualTlstapPiiExchanges(t *testing.T, tt *componenttest.Telemetry, dp
 func AssertEqualTlstapProbesAttached(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_tlstap_probes_attached",
-		Description: "Uprobe links currently attached. [Development]",
+		Description: "Probes currently attached, uprobes plus the syscall and process tracepoints. [Development]",
 		Unit:        "{probe}",
 		Data: metricdata.Gauge[int64]{
 			DataPoints: dps,
@@ -413,6 +413,20 @@ func AssertEqualTlstapStreamGaps(t *testing.T, tt *componenttest.Telemetry, dps 
 		},
 	}
 	got, err := tt.GetMetric("otelcol_tlstap_stream_gaps")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualTlstapUprobeLinks(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_tlstap_uprobe_links",
+		Description: "Kernel links holding the attached uprobes. One per program and file with uprobe_multi (Linux 6.6 and later); equal to the uprobe count on older kernels, which attach one perf-event link per probe. [Development]",
+		Unit:        "{link}",
+		Data: metricdata.Gauge[int64]{
+			DataPoints: dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_tlstap_uprobe_links")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
