@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
+	"github.com/tlstap/tlstap/internal/execgate"
 	"github.com/tlstap/tlstap/internal/otelmap"
 	"github.com/tlstap/tlstap/internal/policy"
 )
@@ -31,6 +33,9 @@ type Config struct {
 	// TLSProbes selects the TLS libraries to hook: "openssl", "go" (Go's
 	// crypto/tls), "gnutls", or "none" for plain sockets only.
 	TLSProbes []string `mapstructure:"tls_probes"`
+	// ExecGate holds every exec until its executable is hooked, so the
+	// first run of a new TLS program is captured from its first request.
+	ExecGate ExecGateConfig `mapstructure:"exec_gate"`
 	// Policy holds filters, sampling, redaction and the body policy. Its
 	// keys (filters, sampling, redaction, bodies, span_headers) sit at the
 	// top level next to the keys above; see policy.Config.
@@ -41,12 +46,24 @@ type Config struct {
 	ServiceNames otelmap.ServiceNames `mapstructure:"service_names"`
 }
 
+// ExecGateConfig configures the exec gate (fanotify FAN_OPEN_EXEC_PERM).
+type ExecGateConfig struct {
+	// Enabled turns the gate on (the default).
+	Enabled bool `mapstructure:"enabled"`
+	// Timeout bounds how long any exec on the host waits for its
+	// executable to be analysed and hooked; past it the exec runs anyway
+	// (counted in ExecsAllowedOnTimeout). Known files and files without a
+	// TLS stack are answered at once.
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
 // DefaultConfig returns the defaults documented in the README.
 func DefaultConfig() Config {
 	return Config{
 		MaxBodyBytes:   64 << 10,
 		RingBufferSize: 4 << 20,
 		TLSProbes:      []string{ProbeOpenSSL, ProbeGo, ProbeGnuTLS},
+		ExecGate:       ExecGateConfig{Enabled: true, Timeout: execgate.DefaultTimeout},
 		Policy:         policy.DefaultConfig(),
 	}
 }
@@ -74,6 +91,9 @@ func (c *Config) Validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("tls_probes: unknown probe %q (known: %q, %q, %q, %q)", p, ProbeOpenSSL, ProbeGo, ProbeGnuTLS, ProbeNone))
 		}
+	}
+	if c.ExecGate.Enabled && (c.ExecGate.Timeout < execgate.MinTimeout || c.ExecGate.Timeout > execgate.MaxTimeout) {
+		errs = append(errs, fmt.Errorf("exec_gate.timeout: %v out of range [%v, %v]", c.ExecGate.Timeout, execgate.MinTimeout, execgate.MaxTimeout))
 	}
 	if err := c.Policy.Validate(); err != nil {
 		errs = append(errs, err)

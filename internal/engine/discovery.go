@@ -144,6 +144,9 @@ type discoverer struct {
 	byPID        map[uint32][]fileID
 	pinned       map[fileID]bool
 	idleSince    map[fileID]time.Time
+	// gated holds the files the exec gate let run hooked; their probes are
+	// not released before the discoverer has seen the process.
+	gated *recentFiles
 }
 
 // use records that pid maps the hooked file id.
@@ -176,7 +179,7 @@ func (d *discoverer) release(pid uint32, now time.Time) {
 // detachIdle releases the probes of files unused for releaseAfter.
 func (d *discoverer) detachIdle(now time.Time) {
 	for id, since := range d.idleSince {
-		if now.Sub(since) < d.releaseAfter {
+		if now.Sub(since) < d.releaseAfter || d.gated.recent(id, now) {
 			continue
 		}
 		delete(d.idleSince, id)
@@ -246,38 +249,23 @@ func (d *discoverer) attachProcess(pid uint32) {
 		return
 	}
 	for _, t := range targets {
-		var attach func(string, fileVersion) (int, error)
-		switch {
-		case t.Library == procscan.OpenSSL && d.cfg.probeEnabled(ProbeOpenSSL):
-			attach = d.kern.attachOpenSSL
-		case t.Library == procscan.GnuTLS && d.cfg.probeEnabled(ProbeGnuTLS):
-			attach = d.kern.attachGnuTLS
-		case t.Library == procscan.OpenSSLNoSymbols && d.cfg.probeEnabled(ProbeOpenSSL):
+		if t.Library == procscan.OpenSSLNoSymbols && d.cfg.probeEnabled(ProbeOpenSSL) {
 			d.reportStripped(pid, t)
-			continue
-		default:
 			continue
 		}
 		ver, err := statVersion(t.Path)
 		if err != nil {
 			continue // the process (or its mount namespace) is gone
 		}
-		id := ver.id
 		if d.kern.current(ver) {
-			d.use(id, pid)
+			d.use(ver.id, pid)
 			continue
 		}
-		n, err := analysed(d.guard, pid, t.Path, ver, func() (int, error) { return attach(t.Path, ver) })
-		if errors.Is(err, errFileSkipped) {
-			continue
-		}
-		if err != nil {
+		switch res, err := d.hookLibrary(t.Library, t.Path, ver, pid); res {
+		case hookFailed:
 			d.attachFailed("cannot hook TLS library", pid, t.Path, err)
-			continue
-		}
-		d.use(id, pid)
-		if n > 0 {
-			d.logger.Info("hooked "+t.Library.String(), zap.Uint32("pid", pid), zap.String("path", t.Path), zap.Int("probes", n))
+		case hookDone:
+			d.use(ver.id, pid)
 		}
 	}
 }
@@ -371,47 +359,25 @@ func (d *discoverer) attachGo(pid uint32) {
 	if err != nil {
 		return
 	}
-	id := ver.id
 	if _, ok := d.notGo[ver]; ok {
 		return
 	}
 	if d.kern.current(ver) {
-		d.use(id, pid)
+		d.use(ver.id, pid)
 		return
 	}
-	info, err := analysed(d.guard, pid, exe, ver, func() (goinfo.Info, error) { return d.goBins.Inspect(exe) })
-	if errors.Is(err, errFileSkipped) {
-		return
-	}
-	if err != nil {
-		if errors.Is(err, goinfo.ErrNotGo) || errors.Is(err, goinfo.ErrNoTLS) || errors.Is(err, goinfo.ErrUnsupported) {
-			if len(d.notGo) > 65536 {
-				clear(d.notGo)
-			}
-			d.notGo[ver] = struct{}{}
-			if errors.Is(err, goinfo.ErrUnsupported) {
-				d.logger.Warn("Go executable not supported", zap.Uint32("pid", pid), zap.Error(err))
-			}
-			return
+	switch res, err := d.hookGo(exe, ver, pid); res {
+	case hookNone:
+		if len(d.notGo) > 65536 {
+			clear(d.notGo)
 		}
-		d.logger.Debug("cannot inspect Go executable", zap.Uint32("pid", pid), zap.Error(err))
-		return
-	}
-	if info.OffsetsNearest() {
-		d.logger.Warn("unknown Go version: using the nearest known struct layout", zap.Uint32("pid", pid),
-			zap.String("go", info.GoVersion), zap.String("layout", info.OffsetsFrom))
-	}
-	n, err := analysed(d.guard, pid, exe, ver, func() (int, error) { return d.kern.attachGo(exe, ver, info) })
-	if errors.Is(err, errFileSkipped) {
-		return
-	}
-	if err != nil {
+		d.notGo[ver] = struct{}{}
+		if err != nil {
+			d.logger.Warn("Go executable not supported", zap.Uint32("pid", pid), zap.Error(err))
+		}
+	case hookFailed:
 		d.attachFailed("cannot hook Go crypto/tls", pid, exe, err)
-		return
-	}
-	d.use(id, pid)
-	if n > 0 {
-		d.logger.Info("hooked Go crypto/tls", zap.Uint32("pid", pid), zap.String("go", info.GoVersion),
-			zap.String("functions", info.FuncsFrom), zap.String("layout", info.OffsetsFrom), zap.String("read", info.ReadScheme()), zap.Int("probes", n))
+	case hookDone:
+		d.use(ver.id, pid)
 	}
 }

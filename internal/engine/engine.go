@@ -19,6 +19,7 @@ import (
 
 	tlsbpf "github.com/tlstap/tlstap/bpf"
 	"github.com/tlstap/tlstap/internal/exchange"
+	"github.com/tlstap/tlstap/internal/execgate"
 	"github.com/tlstap/tlstap/internal/goinfo"
 	"github.com/tlstap/tlstap/internal/httpparse"
 	"github.com/tlstap/tlstap/internal/policy"
@@ -69,6 +70,11 @@ type Engine struct {
 	// end's stop log) still report the loss instead of zeros.
 	lastLoss Stats
 	reader   *ringbuf.Reader
+	gate     *execgate.Gate
+	// gateMounts, when set (tests), limits the file systems the gate marks.
+	gateMounts func(execgate.Mount) bool
+	// gateHook, when set (tests), runs before each gate analysis.
+	gateHook func(execgate.File)
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	monoOff  int64 // wall clock ns minus kernel monotonic ns
@@ -80,7 +86,7 @@ type counters struct {
 	exchanges, incomplete, truncated, parseErrors atomic.Uint64
 	eventsRead, streamGaps, badRecords            atomic.Uint64
 	attachErrors, connsEvicted, discoveryDropped  atomic.Uint64
-	h2Dropped, filesSkipped                       atomic.Uint64
+	h2Dropped, filesSkipped, gateErrors           atomic.Uint64
 	conns                                         atomic.Int64
 }
 
@@ -136,6 +142,10 @@ func (e *Engine) Start(ctx context.Context) error {
 		releaseAfter: e.probeRelease, users: map[fileID]map[uint32]struct{}{}, byPID: map[uint32][]fileID{},
 		pinned: map[fileID]bool{}, idleSince: map[fileID]time.Time{}, guard: newAnalysisGuard(e.logger, &e.stats.filesSkipped)}
 	disc.initial()
+	gate := e.openGate(disc)
+	e.kernMu.Lock()
+	e.gate = gate
+	e.kernMu.Unlock()
 	// The first scan reads the symbol tables of every Go executable on the
 	// host (tens of MB for large binaries), garbage once analysed, which the
 	// runtime would otherwise keep mapped for minutes: idle RSS added by the
@@ -225,6 +235,11 @@ func (e *Engine) handle(tr *tracker, disc *discoverer, procs *procCache, r *reco
 		// gets to it, and its exchanges need an owner.
 		procs.exec(r)
 		disc.notify(notification{pid: r.tgid, exec: true})
+		if e.gate != nil {
+			// A process in a mount namespace not seen yet (a container)
+			// brings file systems to mark.
+			e.gate.WatchProcess(int(r.tgid))
+		}
 	case tlsbpf.EvMmap:
 		disc.notify(notification{pid: r.tgid})
 	case tlsbpf.EvExit:
@@ -311,6 +326,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	// Stop the goroutines first (the discoverer may be attaching; the
 	// pipeline drains and flushes every stream), then detach and free.
 	t0 := time.Now()
+	gerr := closeGate(e.gate)
 	e.cancel()
 	rerr := e.reader.Close()
 	done := make(chan struct{})
@@ -330,7 +346,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	e.kern = nil
 	e.kernMu.Unlock()
 	e.logger.Info("tlstap capture stopped", zap.Duration("drain", t1.Sub(t0)), zap.Duration("detach", time.Since(t1)))
-	return errors.Join(late, kerr, rerr)
+	return errors.Join(gerr, late, kerr, rerr)
 }
 
 // SpanHeaders returns the headers of m the configuration promotes to span
@@ -355,7 +371,17 @@ func (e *Engine) Stats() Stats {
 		BadRecords:          e.stats.badRecords.Load(),
 		H2StreamsDropped:    e.stats.h2Dropped.Load(),
 		FilesSkipped:        e.stats.filesSkipped.Load(),
+		ExecGateErrors:      e.stats.gateErrors.Load(),
 		Policy:              e.policy.Stats(),
+	}
+	e.kernMu.Lock()
+	g := e.gate
+	e.kernMu.Unlock()
+	if g != nil {
+		gs := g.Stats()
+		s.ExecsGated, s.ExecsAllowedOnTimeout, s.ExecAnalysisFailures, s.ExecsUngated =
+			gs.Gated, gs.TimedOut, gs.Failed, gs.Overflow
+		s.ExecGateErrors += gs.MarkErrors
 	}
 	e.kernMu.Lock()
 	if k := e.kern; k != nil {

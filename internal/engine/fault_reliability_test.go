@@ -396,6 +396,7 @@ func TestFaultSlowConsumer(t *testing.T) {
 	requireRoot(t)
 	cfg := DefaultConfig()
 	cfg.RingBufferSize = 64 << 10
+	noGCWhileGating(t, cfg)
 	var got atomic.Int64
 	var mu sync.Mutex
 	var bad []string

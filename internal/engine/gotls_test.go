@@ -27,7 +27,7 @@ var goBuilds struct {
 }
 
 // goBinary builds testdata/gotls with a toolchain, once per test run.
-func goBinary(t *testing.T, toolchain string, stripped bool) string {
+func goBinary(t testing.TB, toolchain string, stripped bool) string {
 	t.Helper()
 	goBuilds.Lock()
 	defer goBuilds.Unlock()

@@ -66,10 +66,13 @@ func startCaptureWith(t *testing.T, cfg Config, logger *zap.Logger) *capture {
 	t.Helper()
 	requireRoot(t)
 	c := &capture{}
+	cfg = gateOnlyIfAsked(cfg)
 	eng, err := New(cfg, logger, c.add)
 	if err != nil {
 		t.Fatal(err)
 	}
+	eng.gateMounts = testGateMounts
+	noGCWhileGating(t, cfg)
 	if err := eng.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -287,6 +290,7 @@ func stalledCapture(t *testing.T, cfg Config) stalled {
 	t.Helper()
 	requireRoot(t)
 	c := &capture{}
+	cfg = gateOnlyIfAsked(cfg)
 	entered, gate := make(chan struct{}), make(chan struct{})
 	var stalling sync.Once
 	eng, err := New(cfg, zaptest.NewLogger(t, zaptest.Level(zapcore.WarnLevel)), func(ex *exchange.Exchange) {
@@ -302,6 +306,8 @@ func stalledCapture(t *testing.T, cfg Config) stalled {
 		t.Fatal(err)
 	}
 	c.eng = eng
+	eng.gateMounts = testGateMounts
+	noGCWhileGating(t, cfg)
 	if err := eng.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

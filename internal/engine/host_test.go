@@ -142,6 +142,7 @@ func TestConfigValidate(t *testing.T) {
 // other processes on the host do not disturb the count).
 func TestShutdownDetachesEverything(t *testing.T) {
 	requireRoot(t)
+	noGCWhileGating(t, DefaultConfig())
 	e, err := New(DefaultConfig(), nil, func(*exchange.Exchange) {})
 	if err != nil {
 		t.Fatal(err)
@@ -248,6 +249,7 @@ func (objs engineObjects) waitReleased(t *testing.T) {
 // probeRelease); the host's own libssl stays hooked.
 func TestProbesReleasedAfterExit(t *testing.T) {
 	requireRoot(t)
+	noGCWhileGating(t, DefaultConfig())
 	e, err := New(DefaultConfig(), nil, func(*exchange.Exchange) {})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tlstap/tlstap/internal/otelmap"
 	"github.com/tlstap/tlstap/internal/policy"
@@ -44,6 +45,8 @@ import (
 //	redact_secret_values  jwt,private_key   redaction.secret_values (built-in detectors, or none)
 //	pii_kinds             email,iban        pii.kinds (email, iban, payment_card, phone, or none)
 //	redact_pii            true              pii.redact
+//	exec_gate             false             exec_gate.enabled
+//	exec_gate_timeout     500ms             exec_gate.timeout (a Go duration)
 //	capture_bodies        false             bodies.capture
 //	body_content_types    text/*,application/json    bodies.content_types
 //	span_request_headers  content-type      span_headers.request
@@ -76,6 +79,23 @@ func ConfigFromProperties(get func(key string) string) (Config, error) {
 		cfg.TLSProbes = nil
 		for _, p := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
 			cfg.TLSProbes = append(cfg.TLSProbes, strings.ToLower(p))
+		}
+	}
+	switch v := strings.ToLower(strings.TrimSpace(get("exec_gate"))); v {
+	case "":
+	case "true", "on", "yes", "1":
+		cfg.ExecGate.Enabled = true
+	case "false", "off", "no", "0":
+		cfg.ExecGate.Enabled = false
+	default:
+		errs = append(errs, fmt.Errorf("exec_gate: %q is not a boolean (true/false, on/off, yes/no)", v))
+	}
+	if v := strings.TrimSpace(get("exec_gate_timeout")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("exec_gate_timeout: %w", err))
+		} else {
+			cfg.ExecGate.Timeout = d
 		}
 	}
 	pp := policyProps{get: get, cfg: &cfg.Policy}

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlstap/tlstap/internal/otelmap"
 	"github.com/tlstap/tlstap/internal/policy"
@@ -27,7 +28,19 @@ func TestConfigFromProperties(t *testing.T) {
 	if err != nil || def.MaxBodyBytes != DefaultConfig().MaxBodyBytes {
 		t.Errorf("defaults: %+v %v", def, err)
 	}
-	for key, bad := range map[string]string{"max_body_bytes": "lots", "ring_buffer_size": "3000", "tls_probes": "wolfssl"} {
+	gate, err := ConfigFromProperties(func(k string) string {
+		return map[string]string{"exec_gate": "off", "exec_gate_timeout": "250ms"}[k]
+	})
+	if err != nil || gate.ExecGate.Enabled || gate.ExecGate.Timeout != 250*time.Millisecond || !def.ExecGate.Enabled {
+		t.Errorf("exec gate: %+v %v (default %+v)", gate.ExecGate, err, def.ExecGate)
+	}
+	if _, err := ConfigFromProperties(func(k string) string {
+		return map[string]string{"exec_gate_timeout": "1h"}[k]
+	}); err == nil || !strings.Contains(err.Error(), "exec_gate.timeout: 1h0m0s out of range [10ms, 30s]") {
+		t.Errorf("exec_gate_timeout=1h: %v", err)
+	}
+	for key, bad := range map[string]string{"max_body_bytes": "lots", "ring_buffer_size": "3000", "tls_probes": "wolfssl",
+		"exec_gate": "maybe", "exec_gate_timeout": "soon"} {
 		_, err := ConfigFromProperties(func(k string) string {
 			if k == key {
 				return bad

@@ -273,3 +273,24 @@ func inodeOf(fi os.FileInfo) uint64 {
 	}
 	return 0
 }
+
+// InspectFile inspects one file that no process may map yet (an executable
+// about to run). path must stay valid for the call; the result is cached
+// per file version like the files of TLSTargets. A file that is no TLS
+// target yields a Target with LibraryUnknown.
+func (s *Scanner) InspectFile(path string) (Target, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return Target{}, err
+	}
+	key := FileKey{Dev: devOf(fi), Inode: inodeOf(fi), ModTime: fi.ModTime().UnixNano(), Size: fi.Size()}
+	v, err := s.elf.get(key, func() (verdict, error) { return inspectELF(path) })
+	if err != nil {
+		return Target{}, err
+	}
+	if v.lib == LibraryUnknown {
+		return Target{}, nil
+	}
+	key.BuildID = v.buildID
+	return Target{Library: v.lib, Path: path, Key: key, Symbols: maps.Clone(v.symbols)}, nil
+}

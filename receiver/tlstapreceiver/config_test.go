@@ -3,6 +3,7 @@ package tlstapreceiver
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -32,9 +33,11 @@ func TestUnmarshalConfig(t *testing.T) {
 		"max_body_bytes":   1024,
 		"ring_buffer_size": 1 << 23,
 		"tls_probes":       []any{"none"},
+		"exec_gate":        map[string]any{"enabled": false, "timeout": "250ms"},
 	})
 	require.NoError(t, cm.Unmarshal(cfg))
-	assert.Equal(t, engine.Config{MaxBodyBytes: 1024, RingBufferSize: 1 << 23, TLSProbes: []string{"none"}, Policy: policy.DefaultConfig()}, cfg.EngineConfig())
+	assert.Equal(t, engine.Config{MaxBodyBytes: 1024, RingBufferSize: 1 << 23, TLSProbes: []string{"none"},
+		ExecGate: engine.ExecGateConfig{Enabled: false, Timeout: 250 * time.Millisecond}, Policy: policy.DefaultConfig()}, cfg.EngineConfig())
 	assert.NoError(t, xconfmap.Validate(cfg))
 
 	// Unknown keys are rejected by the Collector's strict unmarshalling.
@@ -58,6 +61,8 @@ func TestValidate(t *testing.T) {
 		{"unknown pii kind", func(c *Config) { c.Policy.PII.Kinds = []string{"ssn"} }, "pii.kinds[0]"},
 		{"unknown secret detector", func(c *Config) { c.Policy.Redaction.SecretValues = []string{"slack"} }, "redaction.secret_values[0]"},
 		{"empty secret field", func(c *Config) { c.Policy.Redaction.ExtraFields = []string{""} }, "redaction.extra_fields[0]"},
+		{"exec gate bound too long", func(c *Config) { c.ExecGate.Timeout = time.Minute }, "exec_gate.timeout"},
+		{"exec gate bound too short", func(c *Config) { c.ExecGate.Timeout = time.Millisecond }, "exec_gate.timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := NewFactory().CreateDefaultConfig().(*Config)

@@ -362,6 +362,11 @@ func (r *tlstapReceiver) registerStats() error {
 		{t.TlstapUprobeLinks, func(s engine.Stats) uint64 { return s.UprobeLinks }},
 		{t.TlstapSecretsRedacted, func(s engine.Stats) uint64 { return s.Policy.FieldsRedacted + s.Policy.SecretValuesRedacted }},
 		{t.TlstapBodiesNotInspected, func(s engine.Stats) uint64 { return s.Policy.BodiesNotInspected }},
+		{t.TlstapExecsGated, func(s engine.Stats) uint64 { return s.ExecsGated }},
+		{t.TlstapExecsAllowedOnTimeout, func(s engine.Stats) uint64 { return s.ExecsAllowedOnTimeout }},
+		{t.TlstapExecAnalysisFailures, func(s engine.Stats) uint64 { return s.ExecAnalysisFailures }},
+		{t.TlstapExecsUngated, func(s engine.Stats) uint64 { return s.ExecsUngated }},
+		{t.TlstapExecGateErrors, func(s engine.Stats) uint64 { return s.ExecGateErrors }},
 	}
 	insts := []metric.Observable{t.TlstapExchangesFiltered, t.TlstapRedactions, t.TlstapPiiExchanges}
 	for _, c := range counters {

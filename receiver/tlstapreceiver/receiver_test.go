@@ -317,6 +317,7 @@ func TestTelemetry(t *testing.T) {
 			FieldsRedacted: 23, SecretValuesRedacted: 24, BodiesNotInspected: 25,
 			PII: map[string]uint64{"email": 26, "iban": 27, "payment_card": 28, "phone": 29},
 		},
+		ExecsGated: 32, ExecsAllowedOnTimeout: 33, ExecAnalysisFailures: 34, ExecsUngated: 35, ExecGateErrors: 36,
 	}
 	e.sink(testExchange(1, exchange.RoleClient, 200))
 	e.sink(testExchange(1, exchange.RoleClient, 200))
@@ -366,6 +367,11 @@ func TestTelemetry(t *testing.T) {
 	if n := e.statsCalls.Load() - before; n != 1 {
 		t.Errorf("one collection took %d Stats snapshots, want 1", n)
 	}
+	metadatatest.AssertEqualTlstapExecsGated(t, tt, dp(32), opts...)
+	metadatatest.AssertEqualTlstapExecsAllowedOnTimeout(t, tt, dp(33), opts...)
+	metadatatest.AssertEqualTlstapExecAnalysisFailures(t, tt, dp(34), opts...)
+	metadatatest.AssertEqualTlstapExecsUngated(t, tt, dp(35), opts...)
+	metadatatest.AssertEqualTlstapExecGateErrors(t, tt, dp(36), opts...)
 
 	// The receive operations are reported through receiverhelper.ObsReport.
 	got, err := tt.GetMetric("otelcol_receiver_accepted_spans")

@@ -25,34 +25,39 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                     metric.Meter
-	mu                        sync.Mutex
-	registrations             []metric.Registration
-	TlstapAttachErrors        metric.Int64ObservableCounter
-	TlstapBadRecords          metric.Int64ObservableCounter
-	TlstapBodiesNotInspected  metric.Int64ObservableCounter
-	TlstapBodiesTruncated     metric.Int64ObservableCounter
-	TlstapBytesLost           metric.Int64ObservableCounter
-	TlstapBytesShed           metric.Int64ObservableCounter
-	TlstapConnectionsEvicted  metric.Int64ObservableCounter
-	TlstapConnectionsTracked  metric.Int64ObservableGauge
-	TlstapControlEventsLost   metric.Int64ObservableCounter
-	TlstapDiscoveryDropped    metric.Int64ObservableCounter
-	TlstapEventsLost          metric.Int64ObservableCounter
-	TlstapEventsRead          metric.Int64ObservableCounter
-	TlstapExchangesEmitted    metric.Int64ObservableCounter
-	TlstapExchangesFiltered   metric.Int64ObservableCounter
-	TlstapExchangesIncomplete metric.Int64ObservableCounter
-	TlstapExchangesSampledOut metric.Int64ObservableCounter
-	TlstapFilesSkipped        metric.Int64ObservableCounter
-	TlstapH2StreamsDropped    metric.Int64ObservableCounter
-	TlstapParseErrors         metric.Int64ObservableCounter
-	TlstapPiiExchanges        metric.Int64ObservableCounter
-	TlstapProbesAttached      metric.Int64ObservableGauge
-	TlstapRedactions          metric.Int64ObservableCounter
-	TlstapSecretsRedacted     metric.Int64ObservableCounter
-	TlstapStreamGaps          metric.Int64ObservableCounter
-	TlstapUprobeLinks         metric.Int64ObservableGauge
+	meter                       metric.Meter
+	mu                          sync.Mutex
+	registrations               []metric.Registration
+	TlstapAttachErrors          metric.Int64ObservableCounter
+	TlstapBadRecords            metric.Int64ObservableCounter
+	TlstapBodiesNotInspected    metric.Int64ObservableCounter
+	TlstapBodiesTruncated       metric.Int64ObservableCounter
+	TlstapBytesLost             metric.Int64ObservableCounter
+	TlstapBytesShed             metric.Int64ObservableCounter
+	TlstapConnectionsEvicted    metric.Int64ObservableCounter
+	TlstapConnectionsTracked    metric.Int64ObservableGauge
+	TlstapControlEventsLost     metric.Int64ObservableCounter
+	TlstapDiscoveryDropped      metric.Int64ObservableCounter
+	TlstapEventsLost            metric.Int64ObservableCounter
+	TlstapEventsRead            metric.Int64ObservableCounter
+	TlstapExchangesEmitted      metric.Int64ObservableCounter
+	TlstapExchangesFiltered     metric.Int64ObservableCounter
+	TlstapExchangesIncomplete   metric.Int64ObservableCounter
+	TlstapExchangesSampledOut   metric.Int64ObservableCounter
+	TlstapExecAnalysisFailures  metric.Int64ObservableCounter
+	TlstapExecGateErrors        metric.Int64ObservableCounter
+	TlstapExecsAllowedOnTimeout metric.Int64ObservableCounter
+	TlstapExecsGated            metric.Int64ObservableCounter
+	TlstapExecsUngated          metric.Int64ObservableCounter
+	TlstapFilesSkipped          metric.Int64ObservableCounter
+	TlstapH2StreamsDropped      metric.Int64ObservableCounter
+	TlstapParseErrors           metric.Int64ObservableCounter
+	TlstapPiiExchanges          metric.Int64ObservableCounter
+	TlstapProbesAttached        metric.Int64ObservableGauge
+	TlstapRedactions            metric.Int64ObservableCounter
+	TlstapSecretsRedacted       metric.Int64ObservableCounter
+	TlstapStreamGaps            metric.Int64ObservableCounter
+	TlstapUprobeLinks           metric.Int64ObservableGauge
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -297,6 +302,81 @@ func (builder *TelemetryBuilder) RegisterTlstapExchangesSampledOutCallback(cb me
 		cb(ctx, &observerInt64{inst: builder.TlstapExchangesSampledOut, obs: o})
 		return nil
 	}, builder.TlstapExchangesSampledOut)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapExecAnalysisFailuresCallback sets callback for observable TlstapExecAnalysisFailures metric.
+func (builder *TelemetryBuilder) RegisterTlstapExecAnalysisFailuresCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapExecAnalysisFailures, obs: o})
+		return nil
+	}, builder.TlstapExecAnalysisFailures)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapExecGateErrorsCallback sets callback for observable TlstapExecGateErrors metric.
+func (builder *TelemetryBuilder) RegisterTlstapExecGateErrorsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapExecGateErrors, obs: o})
+		return nil
+	}, builder.TlstapExecGateErrors)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapExecsAllowedOnTimeoutCallback sets callback for observable TlstapExecsAllowedOnTimeout metric.
+func (builder *TelemetryBuilder) RegisterTlstapExecsAllowedOnTimeoutCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapExecsAllowedOnTimeout, obs: o})
+		return nil
+	}, builder.TlstapExecsAllowedOnTimeout)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapExecsGatedCallback sets callback for observable TlstapExecsGated metric.
+func (builder *TelemetryBuilder) RegisterTlstapExecsGatedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapExecsGated, obs: o})
+		return nil
+	}, builder.TlstapExecsGated)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapExecsUngatedCallback sets callback for observable TlstapExecsUngated metric.
+func (builder *TelemetryBuilder) RegisterTlstapExecsUngatedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapExecsUngated, obs: o})
+		return nil
+	}, builder.TlstapExecsUngated)
 	if err != nil {
 		return err
 	}
@@ -563,6 +643,36 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_tlstap_exchanges_sampled_out",
 		metric.WithDescription("Exchanges dropped by sampling. [Development]"),
 		metric.WithUnit("{exchange}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapExecAnalysisFailures, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_exec_analysis_failures",
+		metric.WithDescription("Executables the exec gate could not analyse or hook (the exec ran anyway). [Development]"),
+		metric.WithUnit("{file}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapExecGateErrors, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_exec_gate_errors",
+		metric.WithDescription("Exec gate unavailable at start (no fanotify permission events), or file systems it could not mark. [Development]"),
+		metric.WithUnit("{error}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapExecsAllowedOnTimeout, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_execs_allowed_on_timeout",
+		metric.WithDescription("Gated execs let run when the exec gate's bound expired, possibly before their probes were attached. [Development]"),
+		metric.WithUnit("{exec}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapExecsGated, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_execs_gated",
+		metric.WithDescription("Execs the exec gate held until their executable was analysed and hooked (or known). [Development]"),
+		metric.WithUnit("{exec}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapExecsUngated, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_execs_ungated",
+		metric.WithDescription("Execs let run unanalysed because the exec gate's queue or the kernel's fanotify queue was full. [Development]"),
+		metric.WithUnit("{exec}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.TlstapFilesSkipped, err = builder.meter.Int64ObservableCounter(
