@@ -8,8 +8,9 @@ GO    ?= go
 export GOFLAGS ?= -mod=mod
 
 # Debian packages the build and the tests need. Installed only when missing.
-DEPS_BIN := clang:clang llvm-strip:llvm curl:curl openssl:openssl node:nodejs python3:python3 javac:openjdk-17-jdk-headless
-DEPS_PKG := libbpf-dev libmsgpack-dev libasm-java
+DEPS_BIN := clang:clang llvm-strip:llvm curl:curl openssl:openssl node:nodejs python3:python3 npm:npm \
+            wget:wget git:git gnutls-serv:gnutls-bin gcc:gcc strip:binutils readelf:binutils javac:openjdk-17-jdk-headless
+DEPS_PKG := libbpf-dev libmsgpack-dev libssl-dev libc6-dev libasm-java
 
 .PHONY: deps generate test vet fuzz-smoke clean
 
@@ -51,9 +52,12 @@ fuzz-smoke:
 
 # -p 1: the capture tests see every process on the host, so packages run one
 # after another rather than capturing each other's traffic.
+# test-kernel (mk/kernel.mk): the kernel-sensitive capture tests again on
+# Debian 12's 6.1 kernel in a VM, about 10 minutes.
 test: deps vet
 	$(GO) test -race -count=1 -p 1 -timeout 60m ./...
 	$(MAKE) fuzz-smoke
+	$(MAKE) test-kernel
 
 clean:
 	rm -rf build

@@ -22,7 +22,8 @@ const (
 	SrcSocket  = 1
 	SrcOpenSSL = 2
 	SrcGoTLS   = 3
-	SrcJava    = 4 // records written by tlstap's agent in a JVM (java.h)
+	SrcGnuTLS  = 4
+	SrcJava    = 5 // records written by tlstap's agent in a JVM (java.h)
 
 	DirEgress  = 0
 	DirIngress = 1

@@ -93,7 +93,11 @@ struct ssl_conn {
 	__u64 lost[2]; /* as conn.lost */
 };
 
-/* An SSL_read/SSL_write call in flight on a thread. */
+/* An SSL_read/SSL_write (or GnuTLS record send/recv) call in flight on a
+ * thread. GnuTLS calls have SSL_read/SSL_write's shape (session, buffer,
+ * size) -> bytes or < 0, and its default transport issues send/recv on the
+ * session's fd inside them, so both stacks share this path; `src` tells
+ * them apart on the records. */
 struct ssl_args {
 	__u64 ssl;
 	__u64 buf;
@@ -101,7 +105,8 @@ struct ssl_args {
 	__s32 fd;     /* fd of the nested read/write syscall, -1 until seen */
 	__u8 dir;
 	__u8 depth;   /* guards libraries whose SSL_x_ex wraps SSL_x */
-	__u8 _pad[2];
+	__u8 src;     /* SRC_OPENSSL or SRC_GNUTLS */
+	__u8 _pad;
 };
 
 /* A read/write-family syscall in flight on a thread. */
@@ -801,7 +806,7 @@ int raw_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 
 /* ---------------------------------------------------------------- OpenSSL */
 
-static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 ex_out, __u8 dir)
+static __always_inline int tls_enter(__u8 src, __u64 ssl, __u64 buf, __u64 ex_out, __u8 dir)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (skipped(pid_tgid))
@@ -811,9 +816,14 @@ static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 ex_out, __u8 di
 		cur->depth++;
 		return 0;
 	}
-	struct ssl_args a = { .ssl = ssl, .buf = buf, .ex_out = ex_out, .fd = -1, .dir = dir };
+	struct ssl_args a = { .ssl = ssl, .buf = buf, .ex_out = ex_out, .fd = -1, .dir = dir, .src = src };
 	bpf_map_update_elem(&ssl_calls, &pid_tgid, &a, BPF_ANY);
 	return 0;
+}
+
+static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 ex_out, __u8 dir)
+{
+	return tls_enter(SRC_OPENSSL, ssl, buf, ex_out, dir);
 }
 
 /* Streams n plaintext bytes of a TLS call at stream position pos. */
@@ -888,7 +898,7 @@ static __always_inline int ssl_exit(long ret, int is_ex)
 	if (!should_stream(&sc->kind, &sc->tries, a.buf, n))
 		return 0;
 	struct conn *c = sc->fd >= 0 ? conn_get(tgid, sc->fd) : NULL;
-	emit_tls(pid_tgid, SRC_OPENSSL, dir, sc->fd, sc->id, pos, a.ssl, c, sc->lost, a.buf, n);
+	emit_tls(pid_tgid, a.src, dir, sc->fd, sc->id, pos, a.ssl, c, sc->lost, a.buf, n);
 	return 0;
 }
 
@@ -941,7 +951,7 @@ int BPF_KRETPROBE(ssl_read_ex_exit, int ret)
 }
 
 /* SSL_shutdown and SSL_free end the SSL object's stream. */
-static __always_inline int ssl_gone(__u64 ssl)
+static __always_inline int tls_gone(__u8 src, __u64 ssl)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (skipped(pid_tgid))
@@ -950,9 +960,14 @@ static __always_inline int ssl_gone(__u64 ssl)
 	struct ssl_conn *sc = bpf_map_lookup_elem(&ssl_conns, &key);
 	if (!sc)
 		return 0;
-	emit_ctl(EV_CLOSE, SRC_OPENSSL, pid_tgid, sc->fd, sc->id);
+	emit_ctl(EV_CLOSE, src, pid_tgid, sc->fd, sc->id);
 	bpf_map_delete_elem(&ssl_conns, &key);
 	return 0;
+}
+
+static __always_inline int ssl_gone(__u64 ssl)
+{
+	return tls_gone(SRC_OPENSSL, ssl);
 }
 
 SEC("uprobe.multi/SSL_shutdown")
@@ -968,6 +983,56 @@ SEC("uprobe.multi/SSL_free")
 int BPF_KPROBE(ssl_free_enter, void *ssl)
 {
 	return ssl_gone((__u64)ssl);
+}
+
+/* ---------------------------------------------------------------- GnuTLS */
+
+/*
+ * gnutls_record_send/gnutls_record_send2 and gnutls_record_recv take
+ * (session, data, size) and return the bytes moved or a negative error
+ * code (GNUTLS_E_AGAIN, ...), as SSL_write/SSL_read do. The session pointer
+ * keys the stream as the SSL* does. GnuTLS's default transport calls
+ * send/recv (sendmsg/recvfrom) on the session's fd within these calls, so
+ * the nested-syscall method learns the fd; sessions with custom push/pull
+ * functions over memory are keyed by the session alone (peer unknown).
+ */
+SEC("uprobe.multi/gnutls_record_send")
+int BPF_KPROBE(gnutls_send_enter, void *session, const void *data, __u64 size)
+{
+	return tls_enter(SRC_GNUTLS, (__u64)session, (__u64)data, 0, DIR_EGRESS);
+}
+
+SEC("uretprobe.multi/gnutls_record_send")
+int BPF_KRETPROBE(gnutls_send_exit, long ret)
+{
+	return ssl_exit(ret, 0);
+}
+
+SEC("uprobe.multi/gnutls_record_recv")
+int BPF_KPROBE(gnutls_recv_enter, void *session, void *data, __u64 size)
+{
+	return tls_enter(SRC_GNUTLS, (__u64)session, (__u64)data, 0, DIR_INGRESS);
+}
+
+SEC("uretprobe.multi/gnutls_record_recv")
+int BPF_KRETPROBE(gnutls_recv_exit, long ret)
+{
+	return ssl_exit(ret, 0);
+}
+
+/* gnutls_bye (TLS close_notify) and gnutls_deinit (the session freed; at
+ * the `je` after its NULL check when it starts with one, as SSL_free) end
+ * the session's stream. */
+SEC("uprobe.multi/gnutls_bye")
+int BPF_KPROBE(gnutls_bye_enter, void *session)
+{
+	return tls_gone(SRC_GNUTLS, (__u64)session);
+}
+
+SEC("uprobe.multi/gnutls_deinit")
+int BPF_KPROBE(gnutls_deinit_enter, void *session)
+{
+	return tls_gone(SRC_GNUTLS, (__u64)session);
 }
 
 /* ---------------------------------------------------------------- Java */

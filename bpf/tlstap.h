@@ -16,7 +16,8 @@ enum source {
 	SRC_SOCKET = 1,  /* read/write-family syscalls on a plain socket */
 	SRC_OPENSSL = 2, /* SSL_read/SSL_write uprobes */
 	SRC_GOTLS = 3,   /* Go crypto/tls.(*Conn).Read/Write uprobes */
-	SRC_JAVA = 4,    /* records of tlstap's agent in a JVM (JSSE), see java.h */
+	SRC_GNUTLS = 4,  /* gnutls_record_send/gnutls_record_recv uprobes */
+	SRC_JAVA = 5,    /* records of tlstap's agent in a JVM (JSSE), see java.h */
 };
 
 /* data_event.flags */
@@ -68,7 +69,7 @@ struct data_event {
 	__u64 pos;     /* stream position of the first byte of this record, per direction */
 	__u32 len;     /* bytes of the stream this record covers */
 	__u32 cap_len; /* payload bytes present (< len when beyond the per-call cap) */
-	__u64 ssl;     /* SSL* for SRC_OPENSSL */
+	__u64 ssl;     /* SSL* for SRC_OPENSSL, gnutls_session_t for SRC_GNUTLS */
 	struct conn_addr addr;
 	/* Per direction, the end position of the latest bytes of this stream
 	 * the kernel failed to send (ring buffer full), 0 if none. User space

@@ -136,7 +136,8 @@ type tlstapSslArgs struct {
 	Fd    int32
 	Dir   uint8
 	Depth uint8
-	Pad   [2]uint8
+	Src   uint8
+	Pad   uint8
 }
 
 type tlstapSslConn struct {
@@ -161,47 +162,53 @@ type tlstapSslKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	tlstapMapConns             = "conns"
-	tlstapMapEvents            = "events"
-	tlstapMapGoLayouts         = "go_layouts"
-	tlstapMapGoReads           = "go_reads"
-	tlstapMapIdGen             = "id_gen"
-	tlstapMapIoCalls           = "io_calls"
-	tlstapMapJavaAddrs         = "java_addrs"
-	tlstapMapJavaFds           = "java_fds"
-	tlstapMapMmapCalls         = "mmap_calls"
-	tlstapMapScratch           = "scratch"
-	tlstapMapSkipTgids         = "skip_tgids"
-	tlstapMapSslCalls          = "ssl_calls"
-	tlstapMapSslConns          = "ssl_conns"
-	tlstapMapStats             = "stats"
-	tlstapProgGoTlsReadCopy    = "go_tls_read_copy"
-	tlstapProgGoTlsReadEnter   = "go_tls_read_enter"
-	tlstapProgGoTlsReadRet     = "go_tls_read_ret"
-	tlstapProgGoTlsWrite       = "go_tls_write"
-	tlstapProgRawSchedExec     = "raw_sched_exec"
-	tlstapProgRawSchedExit     = "raw_sched_exit"
-	tlstapProgRawSysEnter      = "raw_sys_enter"
-	tlstapProgRawSysExit       = "raw_sys_exit"
-	tlstapProgSslFreeEnter     = "ssl_free_enter"
-	tlstapProgSslReadEnter     = "ssl_read_enter"
-	tlstapProgSslReadExEnter   = "ssl_read_ex_enter"
-	tlstapProgSslReadExExit    = "ssl_read_ex_exit"
-	tlstapProgSslReadExit      = "ssl_read_exit"
-	tlstapProgSslShutdownEnter = "ssl_shutdown_enter"
-	tlstapProgSslWriteEnter    = "ssl_write_enter"
-	tlstapProgSslWriteExEnter  = "ssl_write_ex_enter"
-	tlstapProgSslWriteExExit   = "ssl_write_ex_exit"
-	tlstapProgSslWriteExit     = "ssl_write_exit"
-	tlstapVarFilterTgids       = "filter_tgids"
-	tlstapVarMaxCallBytes      = "max_call_bytes"
-	tlstapVarRingBytes         = "ring_bytes"
-	tlstapVarSelfTgid          = "self_tgid"
-	tlstapVarUnusedCtlEvent    = "unused_ctl_event"
-	tlstapVarUnusedDataEvent   = "unused_data_event"
-	tlstapVarUnusedExecEvent   = "unused_exec_event"
-	tlstapVarUnusedGoOffsets   = "unused_go_offsets"
-	tlstapVarWakeupBytes       = "wakeup_bytes"
+	tlstapMapConns              = "conns"
+	tlstapMapEvents             = "events"
+	tlstapMapGoLayouts          = "go_layouts"
+	tlstapMapGoReads            = "go_reads"
+	tlstapMapIdGen              = "id_gen"
+	tlstapMapIoCalls            = "io_calls"
+	tlstapMapJavaAddrs          = "java_addrs"
+	tlstapMapJavaFds            = "java_fds"
+	tlstapMapMmapCalls          = "mmap_calls"
+	tlstapMapScratch            = "scratch"
+	tlstapMapSkipTgids          = "skip_tgids"
+	tlstapMapSslCalls           = "ssl_calls"
+	tlstapMapSslConns           = "ssl_conns"
+	tlstapMapStats              = "stats"
+	tlstapProgGnutlsByeEnter    = "gnutls_bye_enter"
+	tlstapProgGnutlsDeinitEnter = "gnutls_deinit_enter"
+	tlstapProgGnutlsRecvEnter   = "gnutls_recv_enter"
+	tlstapProgGnutlsRecvExit    = "gnutls_recv_exit"
+	tlstapProgGnutlsSendEnter   = "gnutls_send_enter"
+	tlstapProgGnutlsSendExit    = "gnutls_send_exit"
+	tlstapProgGoTlsReadCopy     = "go_tls_read_copy"
+	tlstapProgGoTlsReadEnter    = "go_tls_read_enter"
+	tlstapProgGoTlsReadRet      = "go_tls_read_ret"
+	tlstapProgGoTlsWrite        = "go_tls_write"
+	tlstapProgRawSchedExec      = "raw_sched_exec"
+	tlstapProgRawSchedExit      = "raw_sched_exit"
+	tlstapProgRawSysEnter       = "raw_sys_enter"
+	tlstapProgRawSysExit        = "raw_sys_exit"
+	tlstapProgSslFreeEnter      = "ssl_free_enter"
+	tlstapProgSslReadEnter      = "ssl_read_enter"
+	tlstapProgSslReadExEnter    = "ssl_read_ex_enter"
+	tlstapProgSslReadExExit     = "ssl_read_ex_exit"
+	tlstapProgSslReadExit       = "ssl_read_exit"
+	tlstapProgSslShutdownEnter  = "ssl_shutdown_enter"
+	tlstapProgSslWriteEnter     = "ssl_write_enter"
+	tlstapProgSslWriteExEnter   = "ssl_write_ex_enter"
+	tlstapProgSslWriteExExit    = "ssl_write_ex_exit"
+	tlstapProgSslWriteExit      = "ssl_write_exit"
+	tlstapVarFilterTgids        = "filter_tgids"
+	tlstapVarMaxCallBytes       = "max_call_bytes"
+	tlstapVarRingBytes          = "ring_bytes"
+	tlstapVarSelfTgid           = "self_tgid"
+	tlstapVarUnusedCtlEvent     = "unused_ctl_event"
+	tlstapVarUnusedDataEvent    = "unused_data_event"
+	tlstapVarUnusedExecEvent    = "unused_exec_event"
+	tlstapVarUnusedGoOffsets    = "unused_go_offsets"
+	tlstapVarWakeupBytes        = "wakeup_bytes"
 )
 
 // loadTlstap returns the embedded CollectionSpec for tlstap.
@@ -246,24 +253,30 @@ type tlstapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tlstapProgramSpecs struct {
-	GoTlsReadCopy    *ebpf.ProgramSpec `ebpf:"go_tls_read_copy"`
-	GoTlsReadEnter   *ebpf.ProgramSpec `ebpf:"go_tls_read_enter"`
-	GoTlsReadRet     *ebpf.ProgramSpec `ebpf:"go_tls_read_ret"`
-	GoTlsWrite       *ebpf.ProgramSpec `ebpf:"go_tls_write"`
-	RawSchedExec     *ebpf.ProgramSpec `ebpf:"raw_sched_exec"`
-	RawSchedExit     *ebpf.ProgramSpec `ebpf:"raw_sched_exit"`
-	RawSysEnter      *ebpf.ProgramSpec `ebpf:"raw_sys_enter"`
-	RawSysExit       *ebpf.ProgramSpec `ebpf:"raw_sys_exit"`
-	SslFreeEnter     *ebpf.ProgramSpec `ebpf:"ssl_free_enter"`
-	SslReadEnter     *ebpf.ProgramSpec `ebpf:"ssl_read_enter"`
-	SslReadExEnter   *ebpf.ProgramSpec `ebpf:"ssl_read_ex_enter"`
-	SslReadExExit    *ebpf.ProgramSpec `ebpf:"ssl_read_ex_exit"`
-	SslReadExit      *ebpf.ProgramSpec `ebpf:"ssl_read_exit"`
-	SslShutdownEnter *ebpf.ProgramSpec `ebpf:"ssl_shutdown_enter"`
-	SslWriteEnter    *ebpf.ProgramSpec `ebpf:"ssl_write_enter"`
-	SslWriteExEnter  *ebpf.ProgramSpec `ebpf:"ssl_write_ex_enter"`
-	SslWriteExExit   *ebpf.ProgramSpec `ebpf:"ssl_write_ex_exit"`
-	SslWriteExit     *ebpf.ProgramSpec `ebpf:"ssl_write_exit"`
+	GnutlsByeEnter    *ebpf.ProgramSpec `ebpf:"gnutls_bye_enter"`
+	GnutlsDeinitEnter *ebpf.ProgramSpec `ebpf:"gnutls_deinit_enter"`
+	GnutlsRecvEnter   *ebpf.ProgramSpec `ebpf:"gnutls_recv_enter"`
+	GnutlsRecvExit    *ebpf.ProgramSpec `ebpf:"gnutls_recv_exit"`
+	GnutlsSendEnter   *ebpf.ProgramSpec `ebpf:"gnutls_send_enter"`
+	GnutlsSendExit    *ebpf.ProgramSpec `ebpf:"gnutls_send_exit"`
+	GoTlsReadCopy     *ebpf.ProgramSpec `ebpf:"go_tls_read_copy"`
+	GoTlsReadEnter    *ebpf.ProgramSpec `ebpf:"go_tls_read_enter"`
+	GoTlsReadRet      *ebpf.ProgramSpec `ebpf:"go_tls_read_ret"`
+	GoTlsWrite        *ebpf.ProgramSpec `ebpf:"go_tls_write"`
+	RawSchedExec      *ebpf.ProgramSpec `ebpf:"raw_sched_exec"`
+	RawSchedExit      *ebpf.ProgramSpec `ebpf:"raw_sched_exit"`
+	RawSysEnter       *ebpf.ProgramSpec `ebpf:"raw_sys_enter"`
+	RawSysExit        *ebpf.ProgramSpec `ebpf:"raw_sys_exit"`
+	SslFreeEnter      *ebpf.ProgramSpec `ebpf:"ssl_free_enter"`
+	SslReadEnter      *ebpf.ProgramSpec `ebpf:"ssl_read_enter"`
+	SslReadExEnter    *ebpf.ProgramSpec `ebpf:"ssl_read_ex_enter"`
+	SslReadExExit     *ebpf.ProgramSpec `ebpf:"ssl_read_ex_exit"`
+	SslReadExit       *ebpf.ProgramSpec `ebpf:"ssl_read_exit"`
+	SslShutdownEnter  *ebpf.ProgramSpec `ebpf:"ssl_shutdown_enter"`
+	SslWriteEnter     *ebpf.ProgramSpec `ebpf:"ssl_write_enter"`
+	SslWriteExEnter   *ebpf.ProgramSpec `ebpf:"ssl_write_ex_enter"`
+	SslWriteExExit    *ebpf.ProgramSpec `ebpf:"ssl_write_ex_exit"`
+	SslWriteExit      *ebpf.ProgramSpec `ebpf:"ssl_write_exit"`
 }
 
 // tlstapMapSpecs contains maps before they are loaded into the kernel.
@@ -375,28 +388,40 @@ type tlstapVariables struct {
 //
 // It can be passed to loadTlstapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tlstapPrograms struct {
-	GoTlsReadCopy    *ebpf.Program `ebpf:"go_tls_read_copy"`
-	GoTlsReadEnter   *ebpf.Program `ebpf:"go_tls_read_enter"`
-	GoTlsReadRet     *ebpf.Program `ebpf:"go_tls_read_ret"`
-	GoTlsWrite       *ebpf.Program `ebpf:"go_tls_write"`
-	RawSchedExec     *ebpf.Program `ebpf:"raw_sched_exec"`
-	RawSchedExit     *ebpf.Program `ebpf:"raw_sched_exit"`
-	RawSysEnter      *ebpf.Program `ebpf:"raw_sys_enter"`
-	RawSysExit       *ebpf.Program `ebpf:"raw_sys_exit"`
-	SslFreeEnter     *ebpf.Program `ebpf:"ssl_free_enter"`
-	SslReadEnter     *ebpf.Program `ebpf:"ssl_read_enter"`
-	SslReadExEnter   *ebpf.Program `ebpf:"ssl_read_ex_enter"`
-	SslReadExExit    *ebpf.Program `ebpf:"ssl_read_ex_exit"`
-	SslReadExit      *ebpf.Program `ebpf:"ssl_read_exit"`
-	SslShutdownEnter *ebpf.Program `ebpf:"ssl_shutdown_enter"`
-	SslWriteEnter    *ebpf.Program `ebpf:"ssl_write_enter"`
-	SslWriteExEnter  *ebpf.Program `ebpf:"ssl_write_ex_enter"`
-	SslWriteExExit   *ebpf.Program `ebpf:"ssl_write_ex_exit"`
-	SslWriteExit     *ebpf.Program `ebpf:"ssl_write_exit"`
+	GnutlsByeEnter    *ebpf.Program `ebpf:"gnutls_bye_enter"`
+	GnutlsDeinitEnter *ebpf.Program `ebpf:"gnutls_deinit_enter"`
+	GnutlsRecvEnter   *ebpf.Program `ebpf:"gnutls_recv_enter"`
+	GnutlsRecvExit    *ebpf.Program `ebpf:"gnutls_recv_exit"`
+	GnutlsSendEnter   *ebpf.Program `ebpf:"gnutls_send_enter"`
+	GnutlsSendExit    *ebpf.Program `ebpf:"gnutls_send_exit"`
+	GoTlsReadCopy     *ebpf.Program `ebpf:"go_tls_read_copy"`
+	GoTlsReadEnter    *ebpf.Program `ebpf:"go_tls_read_enter"`
+	GoTlsReadRet      *ebpf.Program `ebpf:"go_tls_read_ret"`
+	GoTlsWrite        *ebpf.Program `ebpf:"go_tls_write"`
+	RawSchedExec      *ebpf.Program `ebpf:"raw_sched_exec"`
+	RawSchedExit      *ebpf.Program `ebpf:"raw_sched_exit"`
+	RawSysEnter       *ebpf.Program `ebpf:"raw_sys_enter"`
+	RawSysExit        *ebpf.Program `ebpf:"raw_sys_exit"`
+	SslFreeEnter      *ebpf.Program `ebpf:"ssl_free_enter"`
+	SslReadEnter      *ebpf.Program `ebpf:"ssl_read_enter"`
+	SslReadExEnter    *ebpf.Program `ebpf:"ssl_read_ex_enter"`
+	SslReadExExit     *ebpf.Program `ebpf:"ssl_read_ex_exit"`
+	SslReadExit       *ebpf.Program `ebpf:"ssl_read_exit"`
+	SslShutdownEnter  *ebpf.Program `ebpf:"ssl_shutdown_enter"`
+	SslWriteEnter     *ebpf.Program `ebpf:"ssl_write_enter"`
+	SslWriteExEnter   *ebpf.Program `ebpf:"ssl_write_ex_enter"`
+	SslWriteExExit    *ebpf.Program `ebpf:"ssl_write_ex_exit"`
+	SslWriteExit      *ebpf.Program `ebpf:"ssl_write_exit"`
 }
 
 func (p *tlstapPrograms) Close() error {
 	return _TlstapClose(
+		p.GnutlsByeEnter,
+		p.GnutlsDeinitEnter,
+		p.GnutlsRecvEnter,
+		p.GnutlsRecvExit,
+		p.GnutlsSendEnter,
+		p.GnutlsSendExit,
 		p.GoTlsReadCopy,
 		p.GoTlsReadEnter,
 		p.GoTlsReadRet,

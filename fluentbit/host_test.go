@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/tlstap/tlstap/internal/selfsigned"
+
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 var (
@@ -78,12 +80,7 @@ func artifacts(t *testing.T) (so, host string) {
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("capture tests must run as root in CI")
-		}
-		t.Skip("capture tests need root")
-	}
+	testenv.RequireRoot(t)
 }
 
 // hostRecord is one JSON line the host prints.

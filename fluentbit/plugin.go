@@ -57,7 +57,7 @@ func newLogger() *zap.Logger {
 func newPlugin(cfg pluginConfig, logger *zap.Logger) *plugin {
 	host, _ := os.Hostname()
 	p := &plugin{cfg: cfg, logger: logger, queue: newQueue(cfg.QueueSize, logger)}
-	p.enc = newRecordEncoder(host, otelmap.Options{})
+	p.enc = newRecordEncoder(host, otelmap.Options{ServiceNames: cfg.Engine.ServiceNames})
 	return p
 }
 
@@ -71,7 +71,7 @@ func (p *plugin) start(ctx context.Context) error {
 		return err
 	}
 	// The engine's policy redacted already; the span-header opt-in is its too.
-	p.enc.opts = otelmap.Options{RedactHeaders: policy.PassHeaders, SpanHeaders: eng.SpanHeaders}
+	p.enc.opts = otelmap.Options{RedactHeaders: policy.PassHeaders, SpanHeaders: eng.SpanHeaders, ServiceNames: p.cfg.Engine.ServiceNames}
 	p.eng = eng
 	p.logger.Info("tlstap input started",
 		zap.Int("max_body_bytes", p.cfg.Engine.MaxBodyBytes),
@@ -113,7 +113,14 @@ func (p *plugin) stop() error {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		err = p.eng.Shutdown(ctx)
 		cancel()
+		// The engine keeps its kernel loss counters from just before the
+		// kernel side was released: one snapshot after Shutdown is complete.
 		s := p.eng.Stats()
+		var filtered uint64
+		for _, n := range s.Policy.Filtered {
+			filtered += n
+		}
+		redacted := s.Policy.HeadersRedacted + s.Policy.QueryParametersRedacted + s.Policy.URLCredentialsRedacted + s.Policy.BodyMatchesRedacted
 		p.logger.Info("tlstap input stopped",
 			zap.Uint64("exchanges", s.ExchangesEmitted),
 			zap.Uint64("records", p.records.Load()),
@@ -121,8 +128,25 @@ func (p *plugin) stop() error {
 			zap.Int("discarded_at_exit", p.queue.Len()),
 			zap.Uint64("encode_errors", p.encodeErrors.Load()),
 			zap.Uint64("ring_buffer_events_lost", s.EventsLost),
+			zap.Uint64("bytes_lost", s.BytesLost),
 			zap.Uint64("bytes_shed", s.BytesShed),
+			zap.Uint64("control_events_lost", s.ControlEventsLost),
+			zap.Uint64("stream_gaps", s.StreamGaps),
+			zap.Uint64("exchanges_incomplete", s.ExchangesIncomplete),
 			zap.Uint64("h2_streams_dropped", s.H2StreamsDropped),
+			zap.Uint64("discovery_dropped", s.DiscoveryDropped),
+			zap.Uint64("attach_errors", s.AttachErrors),
+			zap.Uint64("files_skipped", s.FilesSkipped),
+			zap.Uint64("filtered", filtered),
+			zap.Uint64("sampled_out", s.Policy.SampledOut),
+			zap.Uint64("redacted", redacted),
+			zap.Uint64("execs_gated", s.ExecsGated),
+			zap.Uint64("execs_allowed_on_timeout", s.ExecsAllowedOnTimeout),
+			zap.Uint64("exec_analysis_failures", s.ExecAnalysisFailures),
+			zap.Uint64("execs_ungated", s.ExecsUngated),
+			zap.Uint64("secrets_redacted", s.Policy.FieldsRedacted+s.Policy.SecretValuesRedacted),
+			zap.Uint64("bodies_not_inspected", s.Policy.BodiesNotInspected),
+			zap.Any("pii_exchanges", s.Policy.PII),
 			zap.Int64("buffers_not_freed", p.outstanding.Load()))
 	}
 	_ = p.logger.Sync()

@@ -93,9 +93,12 @@ func newRecordEncoder(hostName string, opts otelmap.Options) *recordEncoder {
 // appendRecord appends the msgpack record of ex to dst. On error dst is
 // returned unchanged.
 func (e *recordEncoder) appendRecord(dst []byte, ex *exchange.Exchange) ([]byte, error) {
-	ts := ex.Start
+	// The record's time is the receiver's log record timestamp: the end of
+	// the exchange (its start when it never ended), so that both front
+	// ends stamp an exchange with the same instant.
+	ts := ex.End
 	if ts.IsZero() {
-		ts = ex.End
+		ts = ex.Start
 	}
 	if ts.IsZero() {
 		ts = time.Now()
@@ -110,7 +113,7 @@ func (e *recordEncoder) appendRecord(dst []byte, ex *exchange.Exchange) ([]byte,
 // fields builds the flat record map of one exchange.
 func (e *recordEncoder) fields(ex *exchange.Exchange) fields {
 	rec := otelmap.Map(ex, e.opts)
-	res := otelmap.Resource(ex.Process, e.hostName)
+	res := otelmap.Resource(ex.Process, e.hostName, e.opts.ServiceNames)
 	f := make(fields, 0, 2*(14+len(res)+len(rec.Log.Attributes)))
 	add := func(k string, v any) { f = append(f, k, v) }
 

@@ -176,8 +176,8 @@ func TestRecordClientExchange(t *testing.T) {
 	if !bytes.HasPrefix(raw, []byte{0x92, 0xd7, 0x00}) {
 		t.Errorf("record starts % x, want 92 d7 00", raw[:3])
 	}
-	if !ts.Equal(t0) {
-		t.Errorf("EventTime = %v, want exchange start %v", ts, t0)
+	if !ts.Equal(ex.End) {
+		t.Errorf("EventTime = %v, want exchange end %v", ts, ex.End)
 	}
 	check(t, m, want{
 		"message":                             "GET https://127.0.0.1:8443/hello?x=1 -> 200",
@@ -189,6 +189,7 @@ func TestRecordClientExchange(t *testing.T) {
 		"trace_id":                            "0af7651916cd43dd8448eb211c80319c",
 		"span_id":                             "b7ad6b7169203331",
 		"duration_ns":                         int64(1500000),
+		"service.name":                        "unknown_service:curl",
 		"process.pid":                         int64(4242),
 		"process.parent_pid":                  int64(1),
 		"process.creation.time":               "2025-03-04T05:06:06.123456789Z",
@@ -199,6 +200,7 @@ func TestRecordClientExchange(t *testing.T) {
 		"host.name":                           "node-1",
 		"http.request.method":                 "GET",
 		"url.full":                            "https://127.0.0.1:8443/hello?x=1",
+		"url.scheme":                          "https",
 		"server.address":                      "127.0.0.1",
 		"server.port":                         int64(8443),
 		"network.peer.address":                "127.0.0.1",
@@ -229,8 +231,8 @@ func TestRecordClientExchange(t *testing.T) {
 func TestRecordServerExchange(t *testing.T) {
 	ex := serverExchange()
 	ts, m, _ := encodeOne(t, ex)
-	if !ts.Equal(t0) {
-		t.Errorf("EventTime = %v, want %v", ts, t0)
+	if !ts.Equal(ex.End) {
+		t.Errorf("EventTime = %v, want exchange end %v", ts, ex.End)
 	}
 	check(t, m, want{
 		"message":                          "POST http://api.example.com:8080/upload?id=7 -> 503",
@@ -244,6 +246,7 @@ func TestRecordServerExchange(t *testing.T) {
 		"span_id":                          "b7ad6b7169203331",
 		"parent_span_id":                   "00f067aa0ba902b7",
 		"duration_ns":                      int64(2000000),
+		"service.name":                     "unknown_service:python3",
 		"process.pid":                      int64(99),
 		"process.executable.name":          "python3",
 		"process.executable.path":          "/usr/bin/python3.11",
@@ -282,7 +285,7 @@ func TestRecordKeysAreOtelmapAttributes(t *testing.T) {
 	for _, ex := range []*exchange.Exchange{clientExchange(), serverExchange()} {
 		_, m, _ := encodeOne(t, ex)
 		rec := otelmap.Map(ex, testOpts)
-		attrs := append(otelmap.Resource(ex.Process, "node-1"), rec.Log.Attributes...)
+		attrs := append(otelmap.Resource(ex.Process, "node-1", nil), rec.Log.Attributes...)
 		for _, kv := range attrs {
 			got, ok := m[kv.Key]
 			if !ok {
@@ -341,10 +344,10 @@ func TestRecordsConcatenate(t *testing.T) {
 	var buf []byte
 	for i := 0; i < 50; i++ {
 		ex := clientExchange()
-		ex.Start = t0.Add(time.Duration(i) * time.Second)
+		ex.End = t0.Add(time.Duration(i) * time.Second)
 		if i%2 == 1 {
 			ex = serverExchange()
-			ex.Start = t0.Add(time.Duration(i) * time.Second)
+			ex.End = t0.Add(time.Duration(i) * time.Second)
 		}
 		var err error
 		if buf, err = e.appendRecord(buf, ex); err != nil {
@@ -375,4 +378,25 @@ func BenchmarkAppendRecord(b *testing.B) {
 		buf, _ = e.appendRecord(buf[:0], ex)
 	}
 	b.SetBytes(int64(len(buf)))
+}
+
+// The record time is the instant the receiver stamps the exchange's log
+// record with: the end of the exchange, its start when it has no end.
+func TestRecordTimeIsLogTimestamp(t *testing.T) {
+	e := newRecordEncoder("h", testOpts)
+	for _, ex := range []*exchange.Exchange{clientExchange(), func() *exchange.Exchange {
+		ex := clientExchange()
+		ex.End = time.Time{}
+		return ex
+	}()} {
+		buf, err := e.appendRecord(nil, ex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		times, _ := decodeRecords(t, buf)
+		want := otelmap.Map(ex, testOpts).Log.Timestamp
+		if len(times) != 1 || !times[0].Equal(want) {
+			t.Errorf("record time %v, want the log record timestamp %v", times, want)
+		}
+	}
 }

@@ -7,15 +7,15 @@
 #   make bench-quick  short durations, a smoke run (about 2 minutes)
 #
 # Root needed (the agent loads eBPF programs). Installs what is missing:
-# nginx-light, wrk, nghttp2-client, gcc, libssl-dev. BENCH_FLAGS passes
+# nginx-light, wrk, nghttp2-client, gcc, libssl-dev, libgnutls28-dev. BENCH_FLAGS passes
 # options to the driver (go run ./internal/benchrun -h).
 
 BENCH_DEPS_BIN := nginx:nginx-light wrk:wrk h2load:nghttp2-client gcc:gcc
-BENCH_DEPS_PKG := libssl-dev
+BENCH_DEPS_PKG := libssl-dev libgnutls28-dev
 BENCH_OUT      ?= build/bench
 BENCH_FLAGS    ?=
 
-.PHONY: bench bench-quick bench-deps
+.PHONY: bench bench-quick bench-deps bench-exec
 
 bench-deps:
 	@missing=""; \
@@ -30,6 +30,15 @@ bench-deps:
 bench: bench-deps collector
 	cd $(TLSTAP_ROOT) && PATH="$$PATH:/usr/sbin" GOFLAGS=-mod=mod $(GO) run ./internal/benchrun \
 	  -collector $(COLLECTOR_BIN) -out $(BENCH_OUT) $(BENCH_FLAGS)
+	$(MAKE) bench-exec
+
+# The exec gate's cost (BENCHMARKS.md, "Exec gate"): added exec latency for a
+# known file, a new non-TLS file and a new Go file, and /bin/true throughput,
+# agent off vs on in one run.
+bench-exec:
+	@mkdir -p $(BENCH_OUT)
+	cd $(TLSTAP_ROOT) && GOFLAGS=-mod=mod $(GO) test -count=1 -run '^$$' -bench '^BenchmarkExecGate$$' \
+	  -benchtime 500x ./internal/engine/ | tee $(BENCH_OUT)/execgate.txt
 
 bench-quick: bench-deps collector
 	cd $(TLSTAP_ROOT) && PATH="$$PATH:/usr/sbin" GOFLAGS=-mod=mod $(GO) run ./internal/benchrun \

@@ -43,9 +43,13 @@ run: collector
 
 # mdatagen runs from the small tools module internal/tools (its own go.mod,
 # so the generator's dependencies stay out of the main module).
+# mdatagen v0.158.0 omits the import of go.opentelemetry.io/collector/filter
+# from generated_config.go when a component declares events and resource
+# attributes but no metrics; goimports (same tools module) adds it.
 mdatagen:
 	cd $(TLSTAP_ROOT)/receiver/tlstapreceiver && \
-	  GOFLAGS=-mod=mod $(GO) tool -modfile=../../internal/tools/go.mod mdatagen metadata.yaml
+	  GOFLAGS=-mod=mod $(GO) tool -modfile=../../internal/tools/go.mod mdatagen metadata.yaml && \
+	  GOFLAGS=-mod=mod $(GO) tool -modfile=../../internal/tools/go.mod goimports -w internal/metadata
 
 # versitygw (Apache-2.0): an S3-compatible server over a directory, for the
 # S3 pipeline test. (Re)installed when missing or built from another version;

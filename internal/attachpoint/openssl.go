@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -46,6 +47,24 @@ func FindOpenSSL(path string) (OpenSSL, error) {
 		return OpenSSL{}, fmt.Errorf("attachpoint: open %s: %w", path, err)
 	}
 	defer f.Close()
+	st, err := os.Stat(path)
+	if err != nil {
+		return OpenSSL{}, fmt.Errorf("attachpoint: %w", err)
+	}
+	return findOpenSSL(f, uint64(st.Size()), path)
+}
+
+// findOpenSSL analyses f, a file of size bytes. Segments whose file bytes
+// would lie past its end (a hostile or truncated file) are ignored: an
+// offset computed through them points outside the file.
+func findOpenSSL(f *elf.File, size uint64, path string) (OpenSSL, error) {
+	progs := make([]*elf.Prog, 0, len(f.Progs))
+	for _, p := range f.Progs {
+		if end := p.Off + p.Filesz; end >= p.Off && end <= size {
+			progs = append(progs, p)
+		}
+	}
+	f.Progs = progs
 	if f.Machine != elf.EM_X86_64 {
 		return OpenSSL{}, fmt.Errorf("attachpoint: %s: unsupported machine %v", path, f.Machine)
 	}

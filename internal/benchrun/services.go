@@ -191,8 +191,8 @@ func startCollector(bin, dir, name, kind string, metricsPort int) (*collector, e
 	otlp := fmt.Sprintf(otlpReceiver, freePort(0))
 	pprofPort := freePort(0)
 	const (
-		allProbes = "openssl, go"
-		benchExes = "nginx, wrk, loadgen, sslloop, goloop"
+		allProbes = "openssl, go, gnutls"
+		benchExes = "nginx, wrk, loadgen, sslloop, gnutlsloop, goloop"
 		noExe     = "tlstap-bench-matches-nothing"
 	)
 	withReceiver := func(extra, extraName, probes, exes string) string {

@@ -23,15 +23,15 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tlstap/tlstap/internal/selfsigned"
+
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 // needRoot skips a test that runs the tlstap receiver (eBPF) unless root,
 // and checks the tools every capture test uses.
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the tlstap receiver loads eBPF programs")
-	}
+	testenv.RequireRoot(t) // the tlstap receiver loads eBPF programs
 	for _, bin := range []string{"curl", "python3", "make"} {
 		_, err := exec.LookPath(bin)
 		require.NoError(t, err, "%s is needed (make deps installs it)", bin)

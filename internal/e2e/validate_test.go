@@ -29,7 +29,7 @@ func TestPipelineConfigsValidate(t *testing.T) {
 		return err
 	})
 	require.NoError(t, err)
-	for _, want := range []string{"default.yaml", "otlp.yaml", "files.yaml", "s3-bodies.yaml"} {
+	for _, want := range []string{"default.yaml", "otlp.yaml", "files.yaml", "s3-bodies.yaml", "red-metrics.yaml"} {
 		assert.Contains(t, configs, filepath.Join(root, "testdata", "collector", want))
 	}
 

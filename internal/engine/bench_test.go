@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"net/netip"
+	"reflect"
 	"testing"
 
 	tlsbpf "github.com/tlstap/tlstap/bpf"
@@ -68,21 +71,50 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 }
 
+// TestRecordLayout: a data record is built from the bpf2go type generated
+// from the kernel object's BTF (the C struct as clang laid it out) with
+// distinct values in every field, and decodeRecord, which reads fixed
+// offsets, must find each of them where the kernel puts it.
 func TestRecordLayout(t *testing.T) {
-	if dataHdrSize != 112 || ctlSize != 32 {
-		t.Fatalf("record header sizes changed: data %d ctl %d; update decodeRecord", dataHdrSize, ctlSize)
+	ev := tlsbpf.DataEvent{
+		Type: tlsbpf.EvData, Source: tlsbpf.SrcGoTLS, Dir: 1, Flags: tlsbpf.DfCallStart,
+		Tgid: 0x01020304, Tid: 0x05060708, Fd: 0x090a0b0c, Ts: 0x1112131415161718, ConnId: 0x2122232425262728,
+		Pos: 0x3132333435363738, Len: 0x100, CapLen: 8, Ssl: 0x4142434445464748,
+		Lost: [2]uint64{0x5152535455565758, 0x6162636465666768},
 	}
-	var r record
-	raw := rawRecord(1, 9, 77, []byte("HTTP/1.1"))
-	binary.LittleEndian.PutUint64(raw[104:], 3) // lost[1]
-	if err := decodeRecord(raw, &r); err != nil {
+	ev.Addr.Family = 10 // AF_INET6
+	ev.Addr.Lport, ev.Addr.Rport = 0x7172, 0x7374
+	laddr := netip.MustParseAddr("2001:db8::1")
+	raddr := netip.MustParseAddr("2001:db8::2")
+	ev.Addr.Laddr, ev.Addr.Raddr = laddr.As16(), raddr.As16()
+	var buf bytes.Buffer
+	if err := binary.Write(&buf, binary.LittleEndian, ev); err != nil {
 		t.Fatal(err)
 	}
-	if r.connID != 9 || r.pos != 77 || r.dir != 1 || r.lost != [2]uint64{0, 3} || string(r.payload) != "HTTP/1.1" ||
-		r.local.String() != "127.0.0.1:40000" || r.remote.String() != "127.0.0.1:443" || r.fd != 5 {
-		t.Errorf("decoded %+v", r)
+	if buf.Len() != dataHdrSize {
+		t.Fatalf("encoded header %d bytes, Sizeof says %d", buf.Len(), dataHdrSize)
 	}
-	if err := decodeRecord(raw[:50], &r); err == nil {
+	buf.WriteString("HTTP/1.1")
+	var r record
+	if err := decodeRecord(buf.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	want := record{
+		typ: tlsbpf.EvData, source: tlsbpf.SrcGoTLS, dir: 1, flags: tlsbpf.DfCallStart,
+		tgid: 0x01020304, tid: 0x05060708, fd: 0x090a0b0c, connID: 0x2122232425262728,
+		pos: 0x3132333435363738, len: 0x100, capLen: 8, ssl: 0x4142434445464748,
+		local: netip.AddrPortFrom(laddr, 0x7172), remote: netip.AddrPortFrom(raddr, 0x7374),
+		lost: [2]uint64{0x5152535455565758, 0x6162636465666768},
+	}
+	got := r
+	got.payload, got.ts = nil, 0
+	if string(r.payload) != "HTTP/1.1" {
+		t.Errorf("payload %q", r.payload)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("decoded\n%+v\nwant\n%+v", got, want)
+	}
+	if err := decodeRecord(buf.Bytes()[:dataHdrSize-1], &r); err == nil {
 		t.Error("short record accepted")
 	}
 }

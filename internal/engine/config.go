@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
+	"github.com/tlstap/tlstap/internal/execgate"
+	"github.com/tlstap/tlstap/internal/otelmap"
 	"github.com/tlstap/tlstap/internal/policy"
 )
 
@@ -12,6 +15,7 @@ import (
 const (
 	ProbeOpenSSL = "openssl"
 	ProbeGo      = "go"
+	ProbeGnuTLS  = "gnutls"
 	ProbeJava    = "java"
 	ProbeNone    = "none"
 )
@@ -28,9 +32,12 @@ type Config struct {
 	// twice into the agent (wrap-around reads), so RSS shows twice its size.
 	RingBufferSize int `mapstructure:"ring_buffer_size"`
 	// TLSProbes selects the TLS libraries to hook: "openssl", "go" (Go's
-	// crypto/tls), "java" (JSSE, through an agent attached to running
+	// crypto/tls), "gnutls", "java" (JSSE, through an agent attached to running
 	// JVMs), or "none" for plain sockets only.
 	TLSProbes []string `mapstructure:"tls_probes"`
+	// ExecGate holds every exec until its executable is hooked, so the
+	// first run of a new TLS program is captured from its first request.
+	ExecGate ExecGateConfig `mapstructure:"exec_gate"`
 	// JavaAgentDir holds tlstap-agent.jar and tlstap-hook.jar (built by
 	// `make java-agent` into build/java). Empty: the directory tlstap-java
 	// next to the executable.
@@ -39,6 +46,21 @@ type Config struct {
 	// keys (filters, sampling, redaction, bodies, span_headers) sit at the
 	// top level next to the keys above; see policy.Config.
 	Policy policy.Config `mapstructure:",squash"`
+	// ServiceNames set the resource's service.name per executable (glob →
+	// name, first match wins); other processes are
+	// "unknown_service:<executable name>". The front ends apply them.
+	ServiceNames otelmap.ServiceNames `mapstructure:"service_names"`
+}
+
+// ExecGateConfig configures the exec gate (fanotify FAN_OPEN_EXEC_PERM).
+type ExecGateConfig struct {
+	// Enabled turns the gate on (the default).
+	Enabled bool `mapstructure:"enabled"`
+	// Timeout bounds how long any exec on the host waits for its
+	// executable to be analysed and hooked; past it the exec runs anyway
+	// (counted in ExecsAllowedOnTimeout). Known files and files without a
+	// TLS stack are answered at once.
+	Timeout time.Duration `mapstructure:"timeout"`
 }
 
 // DefaultConfig returns the defaults documented in the README.
@@ -46,7 +68,8 @@ func DefaultConfig() Config {
 	return Config{
 		MaxBodyBytes:   64 << 10,
 		RingBufferSize: 4 << 20,
-		TLSProbes:      []string{ProbeOpenSSL, ProbeGo, ProbeJava},
+		TLSProbes:      []string{ProbeOpenSSL, ProbeGo, ProbeGnuTLS, ProbeJava},
+		ExecGate:       ExecGateConfig{Enabled: true, Timeout: execgate.DefaultTimeout},
 		Policy:         policy.DefaultConfig(),
 	}
 }
@@ -66,16 +89,22 @@ func (c *Config) Validate() error {
 	}
 	for _, p := range c.TLSProbes {
 		switch p {
-		case ProbeOpenSSL, ProbeGo, ProbeJava:
+		case ProbeOpenSSL, ProbeGo, ProbeGnuTLS, ProbeJava:
 		case ProbeNone:
 			if len(c.TLSProbes) > 1 {
 				errs = append(errs, errors.New(`tls_probes: "none" cannot be combined with other probes`))
 			}
 		default:
-			errs = append(errs, fmt.Errorf("tls_probes: unknown probe %q (known: %q, %q, %q, %q)", p, ProbeOpenSSL, ProbeGo, ProbeJava, ProbeNone))
+			errs = append(errs, fmt.Errorf("tls_probes: unknown probe %q (known: %q, %q, %q, %q, %q)", p, ProbeOpenSSL, ProbeGo, ProbeGnuTLS, ProbeJava, ProbeNone))
 		}
 	}
+	if c.ExecGate.Enabled && (c.ExecGate.Timeout < execgate.MinTimeout || c.ExecGate.Timeout > execgate.MaxTimeout) {
+		errs = append(errs, fmt.Errorf("exec_gate.timeout: %v out of range [%v, %v]", c.ExecGate.Timeout, execgate.MinTimeout, execgate.MaxTimeout))
+	}
 	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.ServiceNames.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

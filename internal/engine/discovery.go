@@ -127,12 +127,15 @@ type discoverer struct {
 	work   chan notification
 	goBins *goinfo.Cache
 	policy *policy.Policy
-	java   *javaAttacher // nil unless the java probe is selected
+	guard  *analysisGuard // every file analysis runs inside it (analysis.go)
+	java   *javaAttacher  // nil unless the java probe is selected
 	// notGo remembers executables that are not Go TLS programs, so the
 	// exec of a shell or coreutil costs one stat. Keyed by file version:
 	// an inode number is reused once its file is deleted (test and build
 	// binaries in /tmp), and a stale "not Go" would hide the new program.
 	notGo map[fileVersion]struct{}
+	// stripped remembers files reported by reportStripped.
+	stripped map[procscan.FileKey]struct{}
 
 	// Which processes use each hooked file. Probes on a file no process
 	// has used for releaseAfter are detached; the host's own libssl files
@@ -142,6 +145,9 @@ type discoverer struct {
 	byPID        map[uint32][]fileID
 	pinned       map[fileID]bool
 	idleSince    map[fileID]time.Time
+	// gated holds the files the exec gate let run hooked; their probes are
+	// not released before the discoverer has seen the process.
+	gated *recentFiles
 }
 
 // use records that pid maps the hooked file id.
@@ -174,7 +180,7 @@ func (d *discoverer) release(pid uint32, now time.Time) {
 // detachIdle releases the probes of files unused for releaseAfter.
 func (d *discoverer) detachIdle(now time.Time) {
 	for id, since := range d.idleSince {
-		if now.Sub(since) < d.releaseAfter {
+		if now.Sub(since) < d.releaseAfter || d.gated.recent(id, now) {
 			continue
 		}
 		delete(d.idleSince, id)
@@ -194,18 +200,10 @@ type notification struct {
 // initial hooks the host's libssl and every running process.
 func (d *discoverer) initial() {
 	if d.cfg.probeEnabled(ProbeOpenSSL) {
-		for _, p := range systemLibSSL() {
-			ver, err := statVersion(p)
-			if err != nil {
-				continue
-			}
-			if _, err := d.kern.attachOpenSSL(p, ver); err != nil {
-				d.stats.attachErrors.Add(1)
-				d.logger.Warn("cannot hook system libssl", zap.String("path", p), zap.Error(err))
-				continue
-			}
-			d.pinned[ver.id] = true
-		}
+		d.attachSystemLibs("libssl", systemLibSSL(), d.kern.attachOpenSSL)
+	}
+	if d.cfg.probeEnabled(ProbeGnuTLS) {
+		d.attachSystemLibs("libgnutls", systemLibGnuTLS(), d.kern.attachGnuTLS)
 	}
 	pids, err := d.scan.PIDs()
 	if err != nil {
@@ -244,7 +242,7 @@ func (d *discoverer) attachProcess(pid uint32) {
 	if d.cfg.probeEnabled(ProbeGo) {
 		d.attachGo(pid)
 	}
-	if !d.cfg.probeEnabled(ProbeOpenSSL) {
+	if !d.cfg.probeEnabled(ProbeOpenSSL) && !d.cfg.probeEnabled(ProbeGnuTLS) {
 		return
 	}
 	targets, err := d.scan.TLSTargets(int(pid))
@@ -255,26 +253,23 @@ func (d *discoverer) attachProcess(pid uint32) {
 		return
 	}
 	for _, t := range targets {
-		if t.Library != procscan.OpenSSL {
+		if t.Library == procscan.OpenSSLNoSymbols && d.cfg.probeEnabled(ProbeOpenSSL) {
+			d.reportStripped(pid, t)
 			continue
 		}
 		ver, err := statVersion(t.Path)
 		if err != nil {
 			continue // the process (or its mount namespace) is gone
 		}
-		id := ver.id
 		if d.kern.current(ver) {
-			d.use(id, pid)
+			d.use(ver.id, pid)
 			continue
 		}
-		n, err := d.kern.attachOpenSSL(t.Path, ver)
-		if err != nil {
+		switch res, err := d.hookLibrary(t.Library, t.Path, ver, pid); res {
+		case hookFailed:
 			d.attachFailed("cannot hook TLS library", pid, t.Path, err)
-			continue
-		}
-		d.use(id, pid)
-		if n > 0 {
-			d.logger.Info("hooked OpenSSL", zap.Uint32("pid", pid), zap.String("path", t.Path), zap.Int("probes", n))
+		case hookDone:
+			d.use(ver.id, pid)
 		}
 	}
 }
@@ -326,6 +321,23 @@ func (d *discoverer) run(ctx context.Context) {
 	}
 }
 
+// reportStripped counts and logs, once per file version, a file with
+// OpenSSL linked in whose symbols were stripped: its TLS traffic cannot be
+// captured, and the operator must hear of it rather than see nothing.
+func (d *discoverer) reportStripped(pid uint32, t procscan.Target) {
+	k := t.Key
+	if _, seen := d.stripped[k]; seen {
+		return
+	}
+	if len(d.stripped) > 4096 {
+		clear(d.stripped)
+	}
+	d.stripped[k] = struct{}{}
+	d.stats.attachErrors.Add(1)
+	d.logger.Warn("statically linked OpenSSL without symbols (stripped): its TLS traffic is not captured",
+		zap.Uint32("pid", pid), zap.String("path", t.Path), zap.String("build_id", k.BuildID))
+}
+
 // attachFailed counts and logs a failed attach, except when the process
 // simply exited meanwhile (its file is hooked on its next run).
 func (d *discoverer) attachFailed(msg string, pid uint32, path string, err error) {
@@ -354,41 +366,25 @@ func (d *discoverer) attachGo(pid uint32) {
 	if err != nil {
 		return
 	}
-	id := ver.id
 	if _, ok := d.notGo[ver]; ok {
 		return
 	}
 	if d.kern.current(ver) {
-		d.use(id, pid)
+		d.use(ver.id, pid)
 		return
 	}
-	info, err := d.goBins.Inspect(exe)
-	if err != nil {
-		if errors.Is(err, goinfo.ErrNotGo) || errors.Is(err, goinfo.ErrNoTLS) || errors.Is(err, goinfo.ErrUnsupported) {
-			if len(d.notGo) > 65536 {
-				clear(d.notGo)
-			}
-			d.notGo[ver] = struct{}{}
-			if errors.Is(err, goinfo.ErrUnsupported) {
-				d.logger.Warn("Go executable not supported", zap.Uint32("pid", pid), zap.Error(err))
-			}
-			return
+	switch res, err := d.hookGo(exe, ver, pid); res {
+	case hookNone:
+		if len(d.notGo) > 65536 {
+			clear(d.notGo)
 		}
-		d.logger.Debug("cannot inspect Go executable", zap.Uint32("pid", pid), zap.Error(err))
-		return
-	}
-	if info.OffsetsNearest() {
-		d.logger.Warn("unknown Go version: using the nearest known struct layout", zap.Uint32("pid", pid),
-			zap.String("go", info.GoVersion), zap.String("layout", info.OffsetsFrom))
-	}
-	n, err := d.kern.attachGo(exe, ver, info)
-	if err != nil {
+		d.notGo[ver] = struct{}{}
+		if err != nil {
+			d.logger.Warn("Go executable not supported", zap.Uint32("pid", pid), zap.Error(err))
+		}
+	case hookFailed:
 		d.attachFailed("cannot hook Go crypto/tls", pid, exe, err)
-		return
-	}
-	d.use(id, pid)
-	if n > 0 {
-		d.logger.Info("hooked Go crypto/tls", zap.Uint32("pid", pid), zap.String("go", info.GoVersion),
-			zap.String("functions", info.FuncsFrom), zap.String("layout", info.OffsetsFrom), zap.String("read", info.ReadScheme()), zap.Int("probes", n))
+	case hookDone:
+		d.use(ver.id, pid)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	tlsbpf "github.com/tlstap/tlstap/bpf"
 	"github.com/tlstap/tlstap/internal/exchange"
+	"github.com/tlstap/tlstap/internal/execgate"
 	"github.com/tlstap/tlstap/internal/goinfo"
 	"github.com/tlstap/tlstap/internal/httpparse"
 	"github.com/tlstap/tlstap/internal/policy"
@@ -57,16 +58,28 @@ type Engine struct {
 	debug bool
 	// probeRelease is how long probes stay on a file no process uses.
 	probeRelease time.Duration
-	stats        counters
+	// perProbeLinks: one uprobe link per probe even where uprobe_multi
+	// exists, the path of kernels before 6.6 (tests set it).
+	perProbeLinks bool
+	stats         counters
 
-	kernMu  sync.Mutex // guards kern against Stats during Shutdown
-	kern    *kernel
-	reader  *ringbuf.Reader
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	monoOff int64 // wall clock ns minus kernel monotonic ns
-	started atomic.Bool
-	java    *javaAttacher // nil unless the java probe is selected
+	kernMu sync.Mutex // guards kern against Stats during Shutdown
+	kern   *kernel
+	// lastLoss keeps the kernel's loss counters read just before the
+	// kernel side is released, so the Stats of a stopped engine (a front
+	// end's stop log) still report the loss instead of zeros.
+	lastLoss Stats
+	reader   *ringbuf.Reader
+	gate     *execgate.Gate
+	// gateMounts, when set (tests), limits the file systems the gate marks.
+	gateMounts func(execgate.Mount) bool
+	// gateHook, when set (tests), runs before each gate analysis.
+	gateHook func(execgate.File)
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	monoOff  int64 // wall clock ns minus kernel monotonic ns
+	started  atomic.Bool
+	java     *javaAttacher // nil unless the java probe is selected
 }
 
 // counters are the engine's own; kernel-side loss is read from the stats map.
@@ -74,7 +87,7 @@ type counters struct {
 	exchanges, incomplete, truncated, parseErrors atomic.Uint64
 	eventsRead, streamGaps, badRecords            atomic.Uint64
 	attachErrors, connsEvicted, discoveryDropped  atomic.Uint64
-	h2Dropped                                     atomic.Uint64
+	h2Dropped, filesSkipped, gateErrors           atomic.Uint64
 	javaAttached, javaFailed                      atomic.Uint64
 	conns                                         atomic.Int64
 }
@@ -106,7 +119,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		return errors.New("engine: already started")
 	}
 	t0 := time.Now()
-	kern, err := loadKernel(e.cfg, e.logger)
+	kern, err := loadKernel(e.cfg, e.logger, e.perProbeLinks)
 	if err != nil {
 		return err
 	}
@@ -127,13 +140,18 @@ func (e *Engine) Start(ctx context.Context) error {
 	procs.redactArgs = e.policy.RedactCommandArgs
 	disc := &discoverer{logger: e.logger, cfg: e.cfg, scan: scan, kern: kern, procs: procs, stats: &e.stats, policy: e.policy,
 		work: make(chan notification, discoveryCap), goBins: goinfo.NewCache(), notGo: map[fileVersion]struct{}{},
+		stripped:     map[procscan.FileKey]struct{}{},
 		releaseAfter: e.probeRelease, users: map[fileID]map[uint32]struct{}{}, byPID: map[uint32][]fileID{},
-		pinned: map[fileID]bool{}, idleSince: map[fileID]time.Time{}}
+		pinned: map[fileID]bool{}, idleSince: map[fileID]time.Time{}, guard: newAnalysisGuard(e.logger, &e.stats.filesSkipped)}
 	if e.cfg.probeEnabled(ProbeJava) {
 		disc.java = newJavaAttacher(e.logger, kern, &e.stats, e.cfg.JavaAgentDir)
 		e.java = disc.java
 	}
 	disc.initial()
+	gate := e.openGate(disc)
+	e.kernMu.Lock()
+	e.gate = gate
+	e.kernMu.Unlock()
 	// The first scan reads the symbol tables of every Go executable on the
 	// host (tens of MB for large binaries), garbage once analysed, which the
 	// runtime would otherwise keep mapped for minutes: idle RSS added by the
@@ -231,6 +249,11 @@ func (e *Engine) handle(tr *tracker, disc *discoverer, procs *procCache, r *reco
 		// gets to it, and its exchanges need an owner.
 		procs.exec(r)
 		disc.notify(notification{pid: r.tgid, exec: true})
+		if e.gate != nil {
+			// A process in a mount namespace not seen yet (a container)
+			// brings file systems to mark.
+			e.gate.WatchProcess(int(r.tgid))
+		}
 	case tlsbpf.EvMmap:
 		disc.notify(notification{pid: r.tgid})
 	case tlsbpf.EvExit:
@@ -252,7 +275,7 @@ func (e *Engine) emit(s *stream, ex *exchange.Exchange, procs *procCache) {
 		ID:     s.id,
 		Local:  s.local,
 		Remote: s.remote,
-		TLS:    s.source == tlsbpf.SrcOpenSSL || s.source == tlsbpf.SrcGoTLS || s.source == tlsbpf.SrcJava,
+		TLS:    s.source != tlsbpf.SrcSocket,
 		Source: sourceName(s.source),
 	}
 	var first, last int64
@@ -291,6 +314,8 @@ func sourceName(src uint8) string {
 		return ProbeOpenSSL
 	case tlsbpf.SrcGoTLS:
 		return ProbeGo
+	case tlsbpf.SrcGnuTLS:
+		return ProbeGnuTLS
 	case tlsbpf.SrcJava:
 		return ProbeJava
 	case tlsbpf.SrcSocket:
@@ -321,6 +346,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		// First: the JVMs' hooks go inert while the kernel side still runs.
 		e.java.stop(ctx)
 	}
+	gerr := closeGate(e.gate)
 	e.cancel()
 	rerr := e.reader.Close()
 	done := make(chan struct{})
@@ -335,11 +361,12 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	t1 := time.Now()
 	e.kernMu.Lock()
+	e.kern.lossStats(&e.lastLoss)
 	kerr := e.kern.close()
 	e.kern = nil
 	e.kernMu.Unlock()
 	e.logger.Info("tlstap capture stopped", zap.Duration("drain", t1.Sub(t0)), zap.Duration("detach", time.Since(t1)))
-	return errors.Join(late, kerr, rerr)
+	return errors.Join(gerr, late, kerr, rerr)
 }
 
 // SpanHeaders returns the headers of m the configuration promotes to span
@@ -363,14 +390,29 @@ func (e *Engine) Stats() Stats {
 		DiscoveryDropped:    e.stats.discoveryDropped.Load(),
 		BadRecords:          e.stats.badRecords.Load(),
 		H2StreamsDropped:    e.stats.h2Dropped.Load(),
+		FilesSkipped:        e.stats.filesSkipped.Load(),
+		ExecGateErrors:      e.stats.gateErrors.Load(),
 		JVMsAttached:        e.stats.javaAttached.Load(),
 		JVMAttachFailed:     e.stats.javaFailed.Load(),
 		Policy:              e.policy.Stats(),
 	}
 	e.kernMu.Lock()
+	g := e.gate
+	e.kernMu.Unlock()
+	if g != nil {
+		gs := g.Stats()
+		s.ExecsGated, s.ExecsAllowedOnTimeout, s.ExecAnalysisFailures, s.ExecsUngated =
+			gs.Gated, gs.TimedOut, gs.Failed, gs.Overflow
+		s.ExecGateErrors += gs.MarkErrors
+	}
+	e.kernMu.Lock()
 	if k := e.kern; k != nil {
 		k.lossStats(&s)
 		s.ProbesAttached = uint64(k.probeCount())
+		s.UprobeLinks = uint64(k.uprobeLinks())
+	} else {
+		s.EventsLost, s.BytesLost = e.lastLoss.EventsLost, e.lastLoss.BytesLost
+		s.ControlEventsLost, s.BytesShed = e.lastLoss.ControlEventsLost, e.lastLoss.BytesShed
 	}
 	e.kernMu.Unlock()
 	return s

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,8 @@ import (
 	"github.com/tlstap/tlstap/internal/exchange"
 
 	"github.com/tlstap/tlstap/internal/selfsigned"
+
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 // maxKept bounds the exchanges a capture keeps.
@@ -37,12 +40,19 @@ type capture struct {
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("capture tests must run as root in CI")
-		}
-		t.Skip("capture tests need root")
+	testenv.RequireRoot(t)
+}
+
+// scaled stretches a test's wait where everything runs slower: the kernel
+// matrix runner (tools/kernel-vm, make test-kernel) sets
+// TLSTAP_TEST_TIME_SCALE inside its emulated VM, where starting a process
+// costs 35–60× and computing 10× what it does here. It lengthens how long a
+// test waits for something to happen, never what the test expects.
+func scaled(d time.Duration) time.Duration {
+	if f, err := strconv.ParseFloat(os.Getenv("TLSTAP_TEST_TIME_SCALE"), 64); err == nil && f > 1 {
+		return time.Duration(float64(d) * f)
 	}
+	return d
 }
 
 func startCapture(t *testing.T, cfg Config) *capture {
@@ -56,16 +66,19 @@ func startCaptureWith(t *testing.T, cfg Config, logger *zap.Logger) *capture {
 	t.Helper()
 	requireRoot(t)
 	c := &capture{}
+	cfg = gateOnlyIfAsked(cfg)
 	eng, err := New(cfg, logger, c.add)
 	if err != nil {
 		t.Fatal(err)
 	}
+	eng.gateMounts = testGateMounts
+	noGCWhileGating(t, cfg)
 	if err := eng.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	c.eng = eng
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), scaled(10*time.Second))
 		defer cancel()
 		if err := eng.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
@@ -89,7 +102,7 @@ func (c *capture) add(ex *exchange.Exchange) {
 // wait returns the exchanges of pid once n of them have arrived.
 func (c *capture) wait(t *testing.T, pid int, n int) []*exchange.Exchange {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(scaled(10 * time.Second))
 	for {
 		got := c.of(pid)
 		if len(got) >= n {
@@ -218,7 +231,7 @@ func freePort(t testing.TB) int {
 // waitPort waits until something accepts connections on 127.0.0.1:port.
 func waitPort(t *testing.T, port int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(scaled(10 * time.Second))
 	for time.Now().Before(deadline) {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
 		if err == nil {
@@ -253,10 +266,10 @@ func (c *capture) waitHooked(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(scaled(10 * time.Second))
 	for !c.eng.kern.attached(id) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not hooked after 10 s", path)
+			t.Fatalf("%s not hooked after %v", path, scaled(10*time.Second))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -277,6 +290,7 @@ func stalledCapture(t *testing.T, cfg Config) stalled {
 	t.Helper()
 	requireRoot(t)
 	c := &capture{}
+	cfg = gateOnlyIfAsked(cfg)
 	entered, gate := make(chan struct{}), make(chan struct{})
 	var stalling sync.Once
 	eng, err := New(cfg, zaptest.NewLogger(t, zaptest.Level(zapcore.WarnLevel)), func(ex *exchange.Exchange) {
@@ -292,6 +306,8 @@ func stalledCapture(t *testing.T, cfg Config) stalled {
 		t.Fatal(err)
 	}
 	c.eng = eng
+	eng.gateMounts = testGateMounts
+	noGCWhileGating(t, cfg)
 	if err := eng.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +315,7 @@ func stalledCapture(t *testing.T, cfg Config) stalled {
 	release := func() { released.Do(func() { close(gate) }) }
 	t.Cleanup(func() {
 		release()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), scaled(10*time.Second))
 		defer cancel()
 		if err := eng.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
@@ -312,8 +328,27 @@ func stalledCapture(t *testing.T, cfg Config) stalled {
 	run(t, "curl", "-s", url("/stall"))
 	select {
 	case <-entered:
-	case <-time.After(15 * time.Second):
+	case <-time.After(scaled(15 * time.Second)):
 		t.Fatal("the /stall exchange never reached the sink")
 	}
 	return stalled{c: c, url: url, release: release}
+}
+
+// snapshot returns every exchange kept so far.
+func (c *capture) snapshot() []*exchange.Exchange {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*exchange.Exchange(nil), c.all...)
+}
+
+// waitFor polls cond until it holds, failing after 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met after 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

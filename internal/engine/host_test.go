@@ -13,9 +13,12 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 
 	tlsbpf "github.com/tlstap/tlstap/bpf"
 	"github.com/tlstap/tlstap/internal/exchange"
+
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 // TestStartNotRoot re-runs this test binary as an unprivileged user: Start
@@ -81,9 +84,7 @@ func TestStartWithoutBTF(t *testing.T) {
 		return
 	}
 	requireRoot(t)
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("unshare (util-linux) not installed")
-	}
+	testenv.RequireCommand(t, "unshare")
 	// unshare -m makes the new namespace's mounts private: the host keeps its BTF.
 	cmd := exec.Command("unshare", "-m", "sh", "-c",
 		`mount -t tmpfs tlstap-no-btf /sys/kernel/btf && exec "$0" -test.run '^TestStartWithoutBTF$' -test.v`, os.Args[0])
@@ -111,7 +112,7 @@ func TestConfigValidate(t *testing.T) {
 		{"huge body", func(c *Config) { c.MaxBodyBytes = 1 << 30 }, "max_body_bytes"},
 		{"ring not power of two", func(c *Config) { c.RingBufferSize = 5000 }, "ring_buffer_size"},
 		{"ring too small", func(c *Config) { c.RingBufferSize = 1024 }, "ring_buffer_size"},
-		{"unknown probe", func(c *Config) { c.TLSProbes = []string{"gnutls"} }, "tls_probes"},
+		{"unknown probe", func(c *Config) { c.TLSProbes = []string{"wolfssl"} }, "tls_probes"},
 		{"none with others", func(c *Config) { c.TLSProbes = []string{"none", "openssl"} }, "tls_probes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,6 +128,13 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Errorf("default config invalid: %v", err)
 	}
+	if !c.probeEnabled(ProbeGnuTLS) || !c.probeEnabled(ProbeOpenSSL) || !c.probeEnabled(ProbeGo) {
+		t.Errorf("default tls_probes = %v, want openssl, go and gnutls on", c.TLSProbes)
+	}
+	c.TLSProbes = []string{ProbeGnuTLS}
+	if err := c.Validate(); err != nil {
+		t.Errorf("tls_probes [gnutls]: %v", err)
+	}
 }
 
 // TestShutdownDetachesEverything checks the kernel side after Shutdown: none
@@ -134,6 +142,7 @@ func TestConfigValidate(t *testing.T) {
 // other processes on the host do not disturb the count).
 func TestShutdownDetachesEverything(t *testing.T) {
 	requireRoot(t)
+	noGCWhileGating(t, DefaultConfig())
 	e, err := New(DefaultConfig(), nil, func(*exchange.Exchange) {})
 	if err != nil {
 		t.Fatal(err)
@@ -141,62 +150,96 @@ func TestShutdownDetachesEverything(t *testing.T) {
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	var progs []ebpf.ProgramID
+	objs := engineObjectsOf(t, e)
+	spec, err := tlsbpf.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs.progs) != len(spec.Programs) || len(objs.maps) < len(spec.Maps)-1 { // .rodata may be folded into constants
+		t.Fatalf("%d of %d programs and %d of %d maps loaded", len(objs.progs), len(spec.Programs), len(objs.maps), len(spec.Maps))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(10*time.Second))
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	objs.waitReleased(t)
+}
+
+// engineObjects are the IDs of one engine's eBPF programs and maps.
+type engineObjects struct {
+	progs []ebpf.ProgramID
+	maps  map[ebpf.MapID]string
+}
+
+func engineObjectsOf(t *testing.T, e *Engine) engineObjects {
+	t.Helper()
+	objs := engineObjects{maps: map[ebpf.MapID]string{}}
 	for _, p := range e.kern.progs {
 		info, err := p.Info()
 		if err != nil {
 			t.Fatal(err)
 		}
 		id, _ := info.ID()
-		progs = append(progs, id)
+		objs.progs = append(objs.progs, id)
 	}
-	var maps []ebpf.MapID
-	names := map[ebpf.MapID]string{}
 	for name, m := range e.kern.maps.Maps {
 		info, err := m.Info()
 		if err != nil {
 			t.Fatal(err)
 		}
 		id, _ := info.ID()
-		maps = append(maps, id)
-		names[id] = name
+		objs.maps[id] = name
 	}
-	spec, err := tlsbpf.LoadSpec()
-	if err != nil {
-		t.Fatal(err)
+	return objs
+}
+
+// links counts the kernel's links to the engine's programs by link type,
+// as the kernel lists them (uprobe_multi, perf-event, raw tracepoint).
+func (objs engineObjects) links() map[link.Type]int {
+	ours := map[ebpf.ProgramID]bool{}
+	for _, id := range objs.progs {
+		ours[id] = true
 	}
-	if len(progs) != len(spec.Programs) || len(maps) < len(spec.Maps)-1 { // .rodata may be folded into constants
-		t.Fatalf("%d of %d programs and %d of %d maps loaded", len(progs), len(spec.Programs), len(maps), len(spec.Maps))
+	n := map[link.Type]int{}
+	it := new(link.Iterator)
+	for it.Next() {
+		if info, err := it.Link.Info(); err == nil && ours[info.Program] {
+			n[info.Type]++
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := e.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	return n
+}
+
+// waitReleased fails unless every program and map is gone soon after
+// Shutdown. A link (uprobe_multi, perf-event or tracepoint) holds its
+// program, so a program gone means nothing is attached any more.
+func (objs engineObjects) waitReleased(t *testing.T) {
+	t.Helper()
 	// The kernel frees maps and programs once their last reference goes,
 	// some of it deferred past an RCU grace period; cilium/ebpf's memory
 	// mappings of .rodata/.bss are released by a GC cleanup. Allow both.
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(scaled(3 * time.Second))
 	for {
 		runtime.GC()
 		var left []string
-		for _, id := range progs {
+		for _, id := range objs.progs {
 			if p, err := ebpf.NewProgramFromID(id); err == nil {
 				p.Close()
 				left = append(left, fmt.Sprintf("program %d", id))
 			}
 		}
-		for _, id := range maps {
+		for id, name := range objs.maps {
 			if m, err := ebpf.NewMapFromID(id); err == nil {
 				m.Close()
-				left = append(left, fmt.Sprintf("map %d (%s)", id, names[id]))
+				left = append(left, fmt.Sprintf("map %d (%s)", id, name))
 			}
 		}
 		if len(left) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("still present 3 s after Shutdown: %v", left)
+			t.Fatalf("still present %v after Shutdown: %v", scaled(3*time.Second), left)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -206,6 +249,7 @@ func TestShutdownDetachesEverything(t *testing.T) {
 // probeRelease); the host's own libssl stays hooked.
 func TestProbesReleasedAfterExit(t *testing.T) {
 	requireRoot(t)
+	noGCWhileGating(t, DefaultConfig())
 	e, err := New(DefaultConfig(), nil, func(*exchange.Exchange) {})
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +261,7 @@ func TestProbesReleasedAfterExit(t *testing.T) {
 	defer e.Shutdown(context.Background())
 	node, err := filepath.EvalSymlinks("/usr/bin/node")
 	if err != nil {
-		t.Skip("no node")
+		testenv.Missing(t, "no node: %v", err)
 	}
 	id, _ := statID(node)
 	lib, _ := statID("/usr/lib/x86_64-linux-gnu/libssl.so.3")
@@ -225,7 +269,7 @@ func TestProbesReleasedAfterExit(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(scaled(10 * time.Second))
 	for !e.kern.attached(id) {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
@@ -235,7 +279,7 @@ func TestProbesReleasedAfterExit(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	deadline = time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(scaled(10 * time.Second))
 	for e.kern.attached(id) {
 		if time.Now().After(deadline) {
 			t.Fatal("probes on node still attached 10 s after its only process exited")

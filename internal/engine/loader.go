@@ -79,6 +79,7 @@ type kernel struct {
 	mu       sync.Mutex
 	uprobes  map[fileID]hooked
 	nUprobes int
+	nLinks   int               // kernel links behind nUprobes
 	goSlots  uint32            // go_layouts entries ever used
 	goFree   []uint32          // go_layouts entries released, reused first
 	goSlotOf map[fileID]uint32 // the entry each hooked Go binary uses
@@ -98,8 +99,14 @@ func checkHost() error {
 	return nil
 }
 
-func loadKernel(cfg Config, logger *zap.Logger) (*kernel, error) {
+// loadKernel loads the eBPF programs and attaches the tracepoints.
+// perProbeLinks attaches uprobes as on a kernel without uprobe_multi even
+// where it exists, so that path runs on every host (tests).
+func loadKernel(cfg Config, logger *zap.Logger, perProbeLinks bool) (*kernel, error) {
 	if err := checkHost(); err != nil {
+		return nil, err
+	}
+	if err := checkKernelFeatures(features.HaveProgramHelper); err != nil {
 		return nil, err
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
@@ -128,9 +135,15 @@ func loadKernel(cfg Config, logger *zap.Logger) (*kernel, error) {
 	}
 
 	k := &kernel{logger: logger, progs: map[string]*ebpf.Program{}, uprobes: map[fileID]hooked{}, multi: true}
-	if err := features.HaveBPFLinkUprobeMulti(); err != nil {
-		// The programs are the same; only how they attach differs.
-		logger.Info("uprobe_multi links unavailable; attaching one link per probe (slower detach)", zap.Error(err))
+	multiErr := features.HaveBPFLinkUprobeMulti()
+	if multiErr == nil && perProbeLinks {
+		multiErr = errors.New("one link per probe requested")
+	}
+	if multiErr != nil {
+		// The programs are the same; only how they attach differs. Linux
+		// < 6.6 (Debian 12's 6.1, Ubuntu 22.04's 5.15) takes this path:
+		// Stats.UprobeLinks then equals the probe count.
+		logger.Warn("uprobe_multi links unavailable; attaching one link per probe (slower attach and detach)", zap.Error(multiErr))
 		k.multi = false
 		for _, ps := range spec.Programs {
 			if ps.AttachType == ebpf.AttachTraceUprobeMulti {
@@ -308,6 +321,7 @@ func (k *kernel) attachGo(path string, ver fileVersion, info goinfo.Info) (int, 
 	k.goSlotOf[id] = slot
 	k.uprobes[id] = h
 	k.nUprobes += h.probes
+	k.nLinks += len(h.links)
 	return h.probes, nil
 }
 
@@ -357,6 +371,7 @@ func (k *kernel) attachOpenSSL(path string, ver fileVersion) (int, error) {
 	}
 	k.uprobes[id] = h
 	k.nUprobes += h.probes
+	k.nLinks += len(h.links)
 	if len(errs) > 0 {
 		k.logger.Warn("some OpenSSL probes could not be attached", zap.String("path", path), zap.Error(errors.Join(errs...)))
 	}
@@ -462,6 +477,7 @@ func (k *kernel) detach(id fileID) int {
 	h := k.uprobes[id]
 	delete(k.uprobes, id)
 	k.nUprobes -= h.probes
+	k.nLinks -= len(h.links)
 	if slot, ok := k.goSlotOf[id]; ok {
 		delete(k.goSlotOf, id)
 		k.goFree = append(k.goFree, slot)
@@ -496,7 +512,7 @@ func (k *kernel) current(ver fileVersion) bool {
 	if !ok {
 		return false
 	}
-	if h.ver.size == ver.size && h.ver.mtimeNs == ver.mtimeNs {
+	if h.ver == ver {
 		return true
 	}
 	n := k.detach(ver.id)
@@ -516,6 +532,14 @@ func (k *kernel) probeCount() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.nUprobes + len(k.links)
+}
+
+// uprobeLinks is how many kernel links hold the uprobes: one per program
+// and file with uprobe_multi, one per probe without.
+func (k *kernel) uprobeLinks() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.nLinks
 }
 
 // lossStats sums the per-CPU loss counters into s.
@@ -546,7 +570,7 @@ func (k *kernel) close() error {
 		all = append(all, h.links...)
 		delete(k.uprobes, id)
 	}
-	k.nUprobes = 0
+	k.nUprobes, k.nLinks = 0, 0
 	k.links = nil
 	progs := k.progs
 	k.progs = nil // under mu: an attach racing a late shutdown sees no programs
@@ -564,10 +588,16 @@ func (k *kernel) close() error {
 // systemLibSSL lists the host's own libssl files: hooking them up front covers
 // every process that will load them later, with no race against its first call.
 func systemLibSSL() []string {
+	return systemLibs("libssl.so*")
+}
+
+// systemLibs lists the regular files matching pattern in the host's
+// library directories, symlinks resolved, each once.
+func systemLibs(pattern string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, dir := range []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/usr/lib", "/usr/local/lib", "/usr/local/lib64"} {
-		matches, _ := filepath.Glob(filepath.Join(dir, "libssl.so*"))
+		matches, _ := filepath.Glob(filepath.Join(dir, pattern))
 		for _, m := range matches {
 			real, err := filepath.EvalSymlinks(m)
 			if err != nil || seen[real] || strings.HasSuffix(real, ".a") {
@@ -589,6 +619,10 @@ type fileVersion struct {
 	id      fileID
 	size    int64
 	mtimeNs int64
+	// ctimeNs catches a rewrite that keeps the size and restores the
+	// mtime (utimes can set mtime, never ctime). A chmod or chown moves
+	// it too: the file is then analysed again for nothing (a few ms).
+	ctimeNs int64
 }
 
 func statVersion(path string) (fileVersion, error) {
@@ -596,7 +630,7 @@ func statVersion(path string) (fileVersion, error) {
 	if err := unix.Stat(path, &st); err != nil {
 		return fileVersion{}, err
 	}
-	return fileVersion{id: fileID{dev: st.Dev, ino: st.Ino}, size: st.Size, mtimeNs: st.Mtim.Nano()}, nil
+	return fileVersion{id: fileID{dev: st.Dev, ino: st.Ino}, size: st.Size, mtimeNs: st.Mtim.Nano(), ctimeNs: st.Ctim.Nano()}, nil
 }
 
 func statID(path string) (fileID, error) {

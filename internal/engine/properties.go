@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/tlstap/tlstap/internal/otelmap"
 	"github.com/tlstap/tlstap/internal/policy"
 )
 
@@ -38,10 +40,19 @@ import (
 //	                                        patterns to keep, by name (card, bearer), or none
 //	redact_body_pattern_1 ssn=\d{3}-\d{2}-\d{4}   redaction.extra_body_patterns (name=regex;
 //	                                        keys _1 to _32, the regex taken verbatim)
+//	redact_fields         password,token    redaction.fields (secret field names; replaces the defaults)
+//	redact_extra_fields   pin,otp           redaction.extra_fields (adds to them)
+//	redact_secret_values  jwt,private_key   redaction.secret_values (built-in detectors, or none)
+//	pii_kinds             email,iban        pii.kinds (email, iban, payment_card, phone, or none)
+//	redact_pii            true              pii.redact
+//	exec_gate             false             exec_gate.enabled
+//	exec_gate_timeout     500ms             exec_gate.timeout (a Go duration)
 //	capture_bodies        false             bodies.capture
 //	body_content_types    text/*,application/json    bodies.content_types
 //	span_request_headers  content-type      span_headers.request
 //	span_response_headers server            span_headers.response
+//	service_names         checkout=python3*,web=/usr/sbin/nginx   service_names
+//	                                        (name=executable glob, first match wins)
 //
 // An invalid policy value is reported with its property name followed by
 // the nested field ("include_ports: filters.include.ports[0]: ...").
@@ -73,9 +84,36 @@ func ConfigFromProperties(get func(key string) string) (Config, error) {
 	if v := strings.TrimSpace(get("java_agent_dir")); v != "" {
 		cfg.JavaAgentDir = v
 	}
+	switch v := strings.ToLower(strings.TrimSpace(get("exec_gate"))); v {
+	case "":
+	case "true", "on", "yes", "1":
+		cfg.ExecGate.Enabled = true
+	case "false", "off", "no", "0":
+		cfg.ExecGate.Enabled = false
+	default:
+		errs = append(errs, fmt.Errorf("exec_gate: %q is not a boolean (true/false, on/off, yes/no)", v))
+	}
+	if v := strings.TrimSpace(get("exec_gate_timeout")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("exec_gate_timeout: %w", err))
+		} else {
+			cfg.ExecGate.Timeout = d
+		}
+	}
 	pp := policyProps{get: get, cfg: &cfg.Policy}
 	pp.parse()
 	errs = append(errs, pp.errs...)
+	if v := strings.TrimSpace(get("service_names")); v != "" {
+		for _, f := range splitList(v) {
+			name, glob, ok := strings.Cut(f, "=")
+			if !ok {
+				errs = append(errs, fmt.Errorf("service_names: %q is not name=executable", f))
+				continue
+			}
+			cfg.ServiceNames = append(cfg.ServiceNames, otelmap.ServiceNameRule{Executable: glob, Name: name})
+		}
+	}
 	if len(errs) > 0 {
 		return cfg, errors.Join(errs...)
 	}
@@ -138,6 +176,10 @@ var flatNames = []struct{ nested, flat string }{
 	{"redaction.query_parameters", "redact_query_parameters"},
 	{"redaction.extra_query_parameters", "redact_extra_query_parameters"},
 	{"redaction.body_patterns", "redact_body_patterns"},
+	{"redaction.fields", "redact_fields"},
+	{"redaction.extra_fields", "redact_extra_fields"},
+	{"redaction.secret_values", "redact_secret_values"},
+	{"pii.kinds", "pii_kinds"},
 	{"bodies.content_types", "body_content_types"},
 	{"span_headers.request", "span_request_headers"},
 	{"span_headers.response", "span_response_headers"},
@@ -280,6 +322,11 @@ func (pp *policyProps) parse() {
 		pp.extraPatternKeys = append(pp.extraPatternKeys, key)
 	}
 
+	pp.strings("redact_fields", &c.Redaction.Fields)
+	pp.strings("redact_extra_fields", &c.Redaction.ExtraFields)
+	pp.strings("redact_secret_values", &c.Redaction.SecretValues)
+	pp.strings("pii_kinds", &c.PII.Kinds)
+	pp.bool("redact_pii", &c.PII.Redact)
 	pp.bool("capture_bodies", &c.Bodies.Capture)
 	pp.strings("body_content_types", &c.Bodies.ContentTypes)
 	pp.strings("span_request_headers", &c.SpanHeaders.Request)

@@ -5,7 +5,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tlstap/tlstap/internal/otelmap"
 	"github.com/tlstap/tlstap/internal/policy"
 )
 
@@ -19,11 +21,27 @@ func TestConfigFromProperties(t *testing.T) {
 		cfg.TLSProbes[1] != "java" || cfg.JavaAgentDir != "/opt/tlstap/java" {
 		t.Errorf("cfg = %+v", cfg)
 	}
+	gnu, err := ConfigFromProperties(func(k string) string { return map[string]string{"tls_probes": "openssl, GnuTLS"}[k] })
+	if err != nil || len(gnu.TLSProbes) != 2 || gnu.TLSProbes[1] != ProbeGnuTLS {
+		t.Errorf("tls_probes openssl,gnutls: %v %v", gnu.TLSProbes, err)
+	}
 	def, err := ConfigFromProperties(func(string) string { return "" })
 	if err != nil || def.MaxBodyBytes != DefaultConfig().MaxBodyBytes {
 		t.Errorf("defaults: %+v %v", def, err)
 	}
-	for key, bad := range map[string]string{"max_body_bytes": "lots", "ring_buffer_size": "3000", "tls_probes": "wolfssl"} {
+	gate, err := ConfigFromProperties(func(k string) string {
+		return map[string]string{"exec_gate": "off", "exec_gate_timeout": "250ms"}[k]
+	})
+	if err != nil || gate.ExecGate.Enabled || gate.ExecGate.Timeout != 250*time.Millisecond || !def.ExecGate.Enabled {
+		t.Errorf("exec gate: %+v %v (default %+v)", gate.ExecGate, err, def.ExecGate)
+	}
+	if _, err := ConfigFromProperties(func(k string) string {
+		return map[string]string{"exec_gate_timeout": "1h"}[k]
+	}); err == nil || !strings.Contains(err.Error(), "exec_gate.timeout: 1h0m0s out of range [10ms, 30s]") {
+		t.Errorf("exec_gate_timeout=1h: %v", err)
+	}
+	for key, bad := range map[string]string{"max_body_bytes": "lots", "ring_buffer_size": "3000", "tls_probes": "wolfssl",
+		"exec_gate": "maybe", "exec_gate_timeout": "soon"} {
 		_, err := ConfigFromProperties(func(k string) string {
 			if k == key {
 				return bad
@@ -57,6 +75,11 @@ func TestConfigFromPropertiesPolicy(t *testing.T) {
 		"body_content_types":      "application/json text/*",
 		"span_request_headers":    "content-type",
 		"span_response_headers":   "server",
+		"redact_fields":           "password,pin",
+		"redact_extra_fields":     "otp",
+		"redact_secret_values":    "jwt private_key",
+		"pii_kinds":               "none",
+		"redact_pii":              "yes",
 	}
 	cfg, err := ConfigFromProperties(func(k string) string { return props[k] })
 	if err != nil {
@@ -79,6 +102,10 @@ func TestConfigFromPropertiesPolicy(t *testing.T) {
 	if len(r.ExtraBodyPatterns) != 2 || r.ExtraBodyPatterns[0] != (policy.BodyPattern{Name: "ssn", Regex: `\b\d{3}-\d{2}-\d{4}\b`}) ||
 		r.ExtraBodyPatterns[1] != (policy.BodyPattern{Name: "pin", Regex: `pin=\d{4}`}) {
 		t.Errorf("extra patterns %+v", r.ExtraBodyPatterns)
+	}
+	if strings.Join(r.Fields, ",") != "password,pin" || strings.Join(r.ExtraFields, ",") != "otp" ||
+		strings.Join(r.SecretValues, ",") != "jwt,private_key" || p.PII.Kinds == nil || len(p.PII.Kinds) != 0 || !p.PII.Redact {
+		t.Errorf("inspection %+v %+v", r, p.PII)
 	}
 	if p.Bodies.Capture || strings.Join(p.Bodies.ContentTypes, ",") != "application/json,text/*" ||
 		p.SpanHeaders.Request[0] != "content-type" || p.SpanHeaders.Response[0] != "server" {
@@ -106,6 +133,10 @@ func TestConfigFromPropertiesPolicy(t *testing.T) {
 		"redact_body_pattern_2": "x=(",
 		"capture_bodies":        "sometimes",
 		"body_content_types":    "json",
+		"redact_extra_fields":   "--",
+		"redact_secret_values":  "slack",
+		"pii_kinds":             "ssn",
+		"redact_pii":            "perhaps",
 	} {
 		_, err := ConfigFromProperties(func(k string) string {
 			if k == key {
@@ -115,6 +146,33 @@ func TestConfigFromPropertiesPolicy(t *testing.T) {
 		})
 		if err == nil || !strings.HasPrefix(err.Error(), key+":") {
 			t.Errorf("%s=%q: error %v does not name the property", key, bad, err)
+		}
+	}
+}
+
+func TestConfigFromPropertiesServiceNames(t *testing.T) {
+	props := map[string]string{"service_names": "checkout=python3*, web=/usr/sbin/nginx"}
+	cfg, err := ConfigFromProperties(func(k string) string { return props[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := otelmap.ServiceNames{{Executable: "python3*", Name: "checkout"}, {Executable: "/usr/sbin/nginx", Name: "web"}}
+	if !reflect.DeepEqual(cfg.ServiceNames, want) {
+		t.Errorf("ServiceNames = %+v, want %+v", cfg.ServiceNames, want)
+	}
+	for bad, msg := range map[string]string{
+		"checkout":  `service_names: "checkout" is not name=executable`,
+		"x=[":       `service_names[0].executable: "[": syntax error in pattern`,
+		"=python3*": `service_names[0].name: empty`,
+	} {
+		_, err := ConfigFromProperties(func(k string) string {
+			if k == "service_names" {
+				return bad
+			}
+			return ""
+		})
+		if err == nil || err.Error() != msg {
+			t.Errorf("service_names=%q: error %v, want %q", bad, err, msg)
 		}
 	}
 }

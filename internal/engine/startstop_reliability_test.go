@@ -188,6 +188,7 @@ func TestStartStopRepeated(t *testing.T) {
 	goroutines := runtime.NumGoroutine()
 	var rss0, heap0 uint64
 	var stops, starts []time.Duration
+	noGCWhileGating(t, DefaultConfig())
 	ids := &engineIDs{}
 	for i := range n {
 		var got int

@@ -100,6 +100,12 @@ const (
 	ParseError
 	// DecodeError: Content-Encoding could not be decoded.
 	DecodeError
+	// RequestBodyNotInspected / ResponseBodyNotInspected: a non-empty body
+	// was not looked at for secrets and personal data (not captured,
+	// content type not allowed, undecodable content encoding). A body cut
+	// at max_body_bytes is inspected up to the cut (and flagged truncated).
+	RequestBodyNotInspected
+	ResponseBodyNotInspected
 )
 
 // Has reports whether every flag in f2 is set.
@@ -116,17 +122,23 @@ func (f Flags) Names() []string {
 	return out
 }
 
-var flagNames = [...]string{"incomplete", "request_truncated", "response_truncated", "no_response", "parse_error", "decode_error"}
+var flagNames = [...]string{"incomplete", "request_truncated", "response_truncated", "no_response", "parse_error", "decode_error",
+	"request_body_not_inspected", "response_body_not_inspected"}
 
 // Process is the captured process, cached from /proc when it was first seen
 // so that a process that exits right after its exchange is still attributed.
 type Process struct {
-	PID          int
-	PPID         int
-	ExePath      string
-	ExeName      string
-	CommandArgs  []string
-	Owner        string // user name, or the numeric uid when it has no name
+	PID         int
+	PPID        int
+	ExePath     string
+	ExeName     string
+	CommandArgs []string
+	Owner       string // user name, or the numeric uid when it has no name
+	// UID is the effective user id (process.user.id) when UIDKnown. Read
+	// from /proc it is the effective uid; from an exec record it is the uid
+	// the kernel reported at exec, which differs only for set-user-ID files.
+	UID          uint32
+	UIDKnown     bool
 	CreationTime time.Time
 	ContainerID  string
 }
@@ -137,7 +149,8 @@ type Conn struct {
 	Local  netip.AddrPort // zero when unknown (memory-BIO TLS such as Node.js)
 	Remote netip.AddrPort
 	TLS    bool
-	// Source names the hook that produced the plaintext: "openssl", "socket".
+	// Source names the hook that produced the plaintext: "openssl", "gnutls",
+	// "go", "socket".
 	Source string
 }
 
@@ -153,6 +166,9 @@ type Exchange struct {
 	Flags    Flags
 	// Reset is set when an HTTP/2 RST_STREAM ended the exchange's stream.
 	Reset *StreamReset
+	// PII lists the kinds of personal data found in the bodies, sorted
+	// (policy.PIIKinds names); nil when none.
+	PII []string
 }
 
 // StreamReset records the RST_STREAM frame that ended an HTTP/2 stream.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 // Test binaries are built once per test run into a temporary directory
@@ -86,7 +88,7 @@ func build(t testing.TB, v variant) string {
 	buildsMu.Unlock()
 	r.once.Do(func() { r.path, r.skip, r.err = doBuild(v) })
 	if r.skip != "" {
-		t.Skip(r.skip)
+		testenv.Missing(t, "%s", r.skip)
 	}
 	if r.err != nil {
 		t.Fatal(r.err)

@@ -71,6 +71,20 @@ func (c *Cache) Inspect(path string) (Info, error) {
 	if inspect == nil {
 		inspect = Inspect
 	}
+	defer func() {
+		// A panic (a malformed file the parsers did not foresee) must not
+		// leave waiters blocked or the key reserved: they get an error,
+		// a later call analyses again, and the panic goes on to the
+		// caller's analysis boundary.
+		if r := recover(); r != nil {
+			c.mu.Lock()
+			delete(c.m, key)
+			c.mu.Unlock()
+			e.err = fmt.Errorf("goinfo: %s: analysis panicked: %v", path, r)
+			close(e.done)
+			panic(r)
+		}
+	}()
 	e.info, e.err = inspect(path)
 	if e.err != nil && !errors.Is(e.err, ErrNotGo) && !errors.Is(e.err, ErrNoTLS) && !errors.Is(e.err, ErrUnsupported) {
 		c.mu.Lock()

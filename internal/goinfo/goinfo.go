@@ -130,12 +130,28 @@ type options struct {
 	forceTable   bool // ignore DWARF
 }
 
+// MaxFuncSize bounds the code read and decoded per function: crypto/tls
+// Read and Write are a few KiB; a symbol claiming more is not trusted
+// (a hostile file could claim gigabytes).
+const MaxFuncSize = 1 << 20
+
 func inspect(path string, opt options) (Info, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return Info{}, fmt.Errorf("goinfo: %w", err)
 	}
 	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return Info{}, fmt.Errorf("goinfo: %w", err)
+	}
+	return inspectReader(fh, uint64(st.Size()), path, opt)
+}
+
+// inspectReader analyses the ELF file in r (size bytes long). Every length
+// the file declares is checked against size before anything is allocated
+// for it: the file may be hostile.
+func inspectReader(fh io.ReaderAt, size uint64, path string, opt options) (Info, error) {
 	f, err := elf.NewFile(fh)
 	if err != nil {
 		return Info{}, fmt.Errorf("goinfo: %s: %w (%v)", path, ErrNotGo, err)
@@ -165,7 +181,7 @@ func inspect(path string, opt options) (Info, error) {
 		info.FuncsFrom = "symtab"
 	}
 	if len(syms) < len(names) {
-		pt, err := openPclntab(f)
+		pt, err := openPclntab(f, size)
 		if err != nil {
 			return info, fmt.Errorf("goinfo: %s: %w", path, err)
 		}
@@ -252,6 +268,9 @@ func copyCall(r io.ReaderAt, read Func, memmove uint64) (uint64, error) {
 func locate(f *elf.File, r io.ReaderAt, s symbol) (Func, error) {
 	if s.size == 0 {
 		return Func{}, fmt.Errorf("%w: function of size 0", ErrUnsupported)
+	}
+	if s.size > MaxFuncSize {
+		return Func{}, fmt.Errorf("%w: function of %d bytes (more than %d)", ErrUnsupported, s.size, MaxFuncSize)
 	}
 	off, err := fileOffset(f, s.addr, s.size)
 	if err != nil {

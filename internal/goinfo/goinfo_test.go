@@ -299,7 +299,7 @@ func TestPclntabAllFunctions(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			pt, err := openPclntab(f)
+			pt, err := openPclntab(f, 1<<40)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -36,7 +36,7 @@ var errNoPclntab = errors.New("no Go pclntab found")
 // openPclntab finds the pclntab (by section name, else by scanning the
 // loaded segments for its header) and the runtime.text address its entry
 // offsets are relative to.
-func openPclntab(f *elf.File) (*pclntab, error) {
+func openPclntab(f *elf.File, fileSize uint64) (*pclntab, error) {
 	var t *pclntab
 	var err error
 	for _, name := range []string{".gopclntab", ".data.rel.ro.gopclntab"} {
@@ -54,11 +54,11 @@ func openPclntab(f *elf.File) (*pclntab, error) {
 		break
 	}
 	if t == nil {
-		if t, err = scanPclntab(f); err != nil {
+		if t, err = scanPclntab(f, fileSize); err != nil {
 			return nil, err
 		}
 	}
-	if t.text, t.textFrom, err = findText(f, t); err != nil {
+	if t.text, t.textFrom, err = findText(f, t, fileSize); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -105,11 +105,11 @@ func parsePclntab(data []byte, vaddr uint64) (*pclntab, error) {
 
 // scanPclntab looks for the pclntab header in the loaded segments (for
 // binaries whose section headers are gone).
-func scanPclntab(f *elf.File) (*pclntab, error) {
+func scanPclntab(f *elf.File, fileSize uint64) (*pclntab, error) {
 	hdr := []byte{0xf1, 0xff, 0xff, 0xff, 0, 0, 1, 8}
 	hdr118 := []byte{0xf0, 0xff, 0xff, 0xff, 0, 0, 1, 8}
 	for _, p := range f.Progs {
-		if p.Type != elf.PT_LOAD || p.Filesz == 0 || p.Flags&elf.PF_X != 0 {
+		if p.Type != elf.PT_LOAD || p.Filesz == 0 || p.Flags&elf.PF_X != 0 || !inFile(p, fileSize) {
 			continue
 		}
 		data := make([]byte, p.Filesz)
@@ -158,7 +158,7 @@ func (t *pclntab) name(i uint64) []byte {
 	if uint64(fo)+8 > uint64(len(t.pcln)) {
 		return nil
 	}
-	off := int32(binary.LittleEndian.Uint32(t.pcln[fo+4:]))
+	off := int32(binary.LittleEndian.Uint32(t.pcln[uint64(fo)+4:]))
 	if off < 0 || int(off) >= len(t.funcname) {
 		return nil
 	}
@@ -176,10 +176,16 @@ func (t *pclntab) name(i uint64) []byte {
 func (t *pclntab) size(i uint64) uint64 {
 	e, fo := t.entry(i)
 	next, _ := t.entry(i + 1)
+	if next < e {
+		return 0 // unsorted functab: not a real pclntab
+	}
 	limit := uint64(next - e)
+	if uint64(fo)+28 > uint64(len(t.pcln)) {
+		return limit
+	}
 	var size uint64
-	for _, field := range []uint32{16, 20, 24} { // pcsp, pcfile, pcln
-		off := binary.LittleEndian.Uint32(t.pcln[fo+field:])
+	for _, field := range []uint64{16, 20, 24} { // pcsp, pcfile, pcln
+		off := binary.LittleEndian.Uint32(t.pcln[uint64(fo)+field:])
 		if off == 0 || uint64(off) >= uint64(len(t.pctab)) {
 			continue
 		}
@@ -255,8 +261,8 @@ const (
 // 1.26 (and in PIE binaries it is a dynamic relocation anyway), so the
 // runtime's moduledata is located instead: the word that points at the
 // pclntab, followed by the slices into it.
-func findText(f *elf.File, t *pclntab) (uint64, string, error) {
-	mem := newMemReader(f)
+func findText(f *elf.File, t *pclntab, fileSize uint64) (uint64, string, error) {
+	mem := newMemReader(f, fileSize)
 	first, _ := t.entry(0)
 	ftab := t.vaddr + uint64(len(t.data)-len(t.pcln))
 	for _, md := range mem.pointersTo(t.vaddr) {
@@ -281,13 +287,18 @@ func findText(f *elf.File, t *pclntab) (uint64, string, error) {
 // segments, with R_X86_64_RELATIVE dynamic relocations applied (their
 // addend is the link-time value; the file may hold 0 there).
 type memReader struct {
-	f     *elf.File
-	reloc map[uint64]uint64
-	segs  [][]byte
+	f        *elf.File
+	fileSize uint64
+	reloc    map[uint64]uint64
+	segs     [][]byte
 }
 
-func newMemReader(f *elf.File) *memReader {
-	m := &memReader{f: f, reloc: map[uint64]uint64{}}
+// maxRelocs bounds the relocations remembered: a large PIE Go binary has a
+// few hundred thousand; a hostile file could declare a section of millions.
+const maxRelocs = 1 << 22
+
+func newMemReader(f *elf.File, fileSize uint64) *memReader {
+	m := &memReader{f: f, fileSize: fileSize, reloc: map[uint64]uint64{}}
 	for _, s := range f.Sections {
 		if s.Type != elf.SHT_RELA || s.Flags&elf.SHF_ALLOC == 0 {
 			continue
@@ -296,7 +307,7 @@ func newMemReader(f *elf.File) *memReader {
 		if err != nil {
 			continue
 		}
-		for ; len(b) >= 24; b = b[24:] {
+		for ; len(b) >= 24 && len(m.reloc) < maxRelocs; b = b[24:] {
 			off := binary.LittleEndian.Uint64(b)
 			info := binary.LittleEndian.Uint64(b[8:])
 			if elf.R_X86_64(info&0xffffffff) == elf.R_X86_64_RELATIVE {
@@ -311,9 +322,12 @@ func newMemReader(f *elf.File) *memReader {
 func (m *memReader) seg(i int) []byte {
 	if m.segs[i] == nil {
 		p := m.f.Progs[i]
-		b := make([]byte, p.Filesz)
-		if _, err := p.ReadAt(b, 0); err != nil {
-			b = []byte{}
+		b := []byte{}
+		if inFile(p, m.fileSize) {
+			b = make([]byte, p.Filesz)
+			if _, err := p.ReadAt(b, 0); err != nil {
+				b = []byte{}
+			}
 		}
 		m.segs[i] = b
 	}
@@ -358,4 +372,11 @@ func (m *memReader) pointersTo(v uint64) []uint64 {
 		}
 	}
 	return out
+}
+
+// inFile reports whether segment p's file bytes lie inside a file of
+// fileSize bytes: only then is a buffer of p.Filesz bytes allocated.
+func inFile(p *elf.Prog, fileSize uint64) bool {
+	end := p.Off + p.Filesz
+	return end >= p.Off && end <= fileSize
 }

@@ -23,11 +23,12 @@ const (
 	KeyUserAgentOriginal         = "user_agent.original"
 	KeyErrorType                 = "error.type"
 
-	// RPC semantic conventions, for gRPC exchanges.
-	KeyRPCSystem         = "rpc.system"
-	KeyRPCService        = "rpc.service"
-	KeyRPCMethod         = "rpc.method"
-	KeyRPCGRPCStatusCode = "rpc.grpc.status_code"
+	// RPC semantic conventions (stable since SemConvVersion), for gRPC
+	// exchanges: rpc.method is fully qualified ("pkg.Service/Method"), the
+	// status code is its name ("OK", "NOT_FOUND").
+	KeyRPCSystemName         = "rpc.system.name"
+	KeyRPCMethod             = "rpc.method"
+	KeyRPCResponseStatusCode = "rpc.response.status_code"
 
 	// Log-record-only keys. The header keys are prefixes followed by the
 	// lowercased header name.
@@ -40,8 +41,13 @@ const (
 	KeyTlstapFlags        = "tlstap.flags"
 	KeyTlstapTLSLibrary   = "tlstap.tls.library"
 	KeyTlstapConnectionID = "tlstap.connection.id"
+	// KeyTlstapPIITypes lists the kinds of personal data found in the
+	// bodies, sorted (email, iban, payment_card, phone); absent when none.
+	KeyTlstapPIITypes = "tlstap.pii.types"
 
 	// Resource keys.
+	KeyServiceName           = "service.name"
+	KeyProcessUserID         = "process.user.id"
 	KeyProcessPID            = "process.pid"
 	KeyProcessParentPID      = "process.parent_pid"
 	KeyProcessCreationTime   = "process.creation.time"
@@ -52,6 +58,13 @@ const (
 	KeyContainerID           = "container.id"
 	KeyHostName              = "host.name"
 )
+
+// SemConvVersion is the version of the OpenTelemetry semantic conventions
+// the attributes follow (metadata.yaml's sem_conv_version says the same).
+const SemConvVersion = "1.41.0"
+
+// SchemaURL is the schema URL of SemConvVersion.
+const SchemaURL = "https://opentelemetry.io/schemas/" + SemConvVersion
 
 // EventName is the event name of every exchange log record.
 const EventName = "tlstap.http.exchange"

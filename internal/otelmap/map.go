@@ -111,6 +111,9 @@ type Options struct {
 	// (opt-in per the semantic conventions). Nil means none; every header
 	// is on the log record regardless.
 	SpanHeaders func(m *exchange.Message, response bool) []exchange.Header
+	// ServiceNames name the service of each process (service.name); nil
+	// gives every process "unknown_service:<executable name>".
+	ServiceNames ServiceNames
 	// NewTraceID and NewSpanID generate identifiers. Nil means crypto/rand.
 	NewTraceID func() TraceID
 	NewSpanID  func() SpanID
@@ -133,11 +136,12 @@ func Map(ex *exchange.Exchange, opts Options) Record {
 
 // Resource returns the resource attributes of the process that made the
 // exchange. hostName is os.Hostname(), passed in; empty omits host.name.
-func Resource(p exchange.Process, hostName string) Attributes {
-	return appendResource(make(Attributes, 0, 9), p, hostName)
+func Resource(p exchange.Process, hostName string, names ServiceNames) Attributes {
+	return appendResource(make(Attributes, 0, 11), p, hostName, names)
 }
 
-func appendResource(attrs Attributes, p exchange.Process, hostName string) Attributes {
+func appendResource(attrs Attributes, p exchange.Process, hostName string, names ServiceNames) Attributes {
+	attrs = append(attrs, String(KeyServiceName, names.Resolve(p)))
 	attrs = append(attrs, Int(KeyProcessPID, int64(p.PID)))
 	if p.PPID > 0 {
 		attrs = append(attrs, Int(KeyProcessParentPID, int64(p.PPID)))
@@ -156,6 +160,9 @@ func appendResource(attrs Attributes, p exchange.Process, hostName string) Attri
 	}
 	if p.Owner != "" {
 		attrs = append(attrs, String(KeyProcessOwner, p.Owner))
+	}
+	if p.UIDKnown {
+		attrs = append(attrs, Int(KeyProcessUserID, int64(p.UID)))
 	}
 	if p.ContainerID != "" {
 		attrs = append(attrs, String(KeyContainerID, p.ContainerID))
@@ -225,6 +232,23 @@ func grpcError(code int, role exchange.Role) bool {
 		return true
 	}
 	return false
+}
+
+// grpcCodes are the names of the gRPC status codes, by number.
+var grpcCodes = [...]string{
+	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+	"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+	"FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+	"INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+}
+
+// grpcCodeName is rpc.response.status_code of a grpc-status: the code's
+// name, or its number for a code gRPC does not define.
+func grpcCodeName(code int) string {
+	if code >= 0 && code < len(grpcCodes) {
+		return grpcCodes[code]
+	}
+	return strconv.Itoa(code)
 }
 
 func protocolVersion(req, resp *exchange.Message) string {

@@ -115,6 +115,7 @@ func TestMapClient(t *testing.T) {
 	want := Attributes{
 		String("http.request.method", "GET"),
 		String("url.full", "https://api.example.com/v1/x?a=1"),
+		String("url.scheme", "https"),
 		String("server.address", "api.example.com"),
 		Int("server.port", 443),
 		String("network.peer.address", "93.184.216.34"),
@@ -497,8 +498,10 @@ func TestHTTP2Version(t *testing.T) {
 func TestResource(t *testing.T) {
 	p := clientExchange().Process
 	p.ContainerID = "abc123"
-	got := Resource(p, "host-1")
+	p.UID, p.UIDKnown = 1000, true
+	got := Resource(p, "host-1", nil)
 	assert.Equal(t, Attributes{
+		String("service.name", "unknown_service:curl"),
 		Int("process.pid", 4242),
 		Int("process.parent_pid", 1),
 		String("process.creation.time", "2025-11-25T11:59:59Z"),
@@ -506,17 +509,50 @@ func TestResource(t *testing.T) {
 		String("process.executable.path", "/usr/bin/curl"),
 		Strings("process.command_args", []string{"curl", "https://api.example.com/v1/x?a=1"}),
 		String("process.owner", "root"),
+		Int("process.user.id", 1000),
 		String("container.id", "abc123"),
 		String("host.name", "host-1"),
 	}, got)
 
-	// Unknown fields are omitted, the pid always present.
-	assert.Equal(t, Attributes{Int("process.pid", 12)}, Resource(exchange.Process{PID: 12}, ""))
+	// Unknown fields are omitted, the pid and service.name always present;
+	// uid 0 is root, not "unknown".
+	assert.Equal(t, Attributes{String("service.name", "unknown_service"), Int("process.pid", 12), Int("process.user.id", 0)},
+		Resource(exchange.Process{PID: 12, UIDKnown: true}, "", nil))
 
 	assert.Equal(t, KeyOf(p), KeyOf(p))
 	q := p
 	q.CreationTime = q.CreationTime.Add(time.Second)
 	assert.NotEqual(t, KeyOf(p), KeyOf(q))
+}
+
+func TestServiceNames(t *testing.T) {
+	names := ServiceNames{
+		{Executable: "/opt/shop/*", Name: "shop"},
+		{Executable: "python3*", Name: "checkout"},
+		{Executable: "curl", Name: "probe"},
+	}
+	require.NoError(t, names.Validate())
+	for _, tc := range []struct {
+		p    exchange.Process
+		want string
+	}{
+		{exchange.Process{ExeName: "python3.11", ExePath: "/usr/bin/python3.11"}, "checkout"},
+		{exchange.Process{ExeName: "python3.11", ExePath: "/opt/shop/python3.11"}, "shop"}, // first rule wins
+		{exchange.Process{ExeName: "curl", ExePath: "/usr/bin/curl"}, "probe"},
+		{exchange.Process{ExeName: "curl-impersonate", ExePath: "/usr/bin/curl-impersonate"}, "unknown_service:curl-impersonate"},
+		{exchange.Process{ExeName: "node"}, "unknown_service:node"}, // no path: path rules skip it
+	} {
+		assert.Equal(t, tc.want, names.Resolve(tc.p), "%+v", tc.p)
+	}
+	got := Resource(exchange.Process{PID: 1, ExeName: "curl"}, "", names)
+	v, _ := got.Get("service.name")
+	assert.Equal(t, "probe", v.Str)
+
+	err := ServiceNames{{Executable: "[", Name: "x"}, {Executable: "", Name: " "}}.Validate()
+	require.Error(t, err)
+	assert.Equal(t, `service_names[0].executable: "[": syntax error in pattern
+service_names[1].executable: empty
+service_names[1].name: empty`, err.Error())
 }
 
 func TestAttributesMap(t *testing.T) {
@@ -532,17 +568,46 @@ func TestGRPC(t *testing.T) {
 	ex.Response.Trailers = []exchange.Header{{Name: "grpc-status", Value: "5"}, {Name: "grpc-message", Value: "unknown service"}}
 	r := Map(ex, fixedIDs())
 	assert.Equal(t, "grpc.health.v1.Health/Check", r.Span.Name)
-	for k, want := range map[string]any{"rpc.system": "grpc", "rpc.service": "grpc.health.v1.Health", "rpc.method": "Check"} {
+	for k, want := range map[string]any{
+		"rpc.system.name": "grpc", "rpc.method": "grpc.health.v1.Health/Check",
+		"rpc.response.status_code": "NOT_FOUND", "error.type": "NOT_FOUND",
+	} {
 		v, ok := r.Span.Attributes.Get(k)
 		assert.True(t, ok, k)
 		assert.Equal(t, want, v.Str, k)
 	}
-	code, _ := r.Span.Attributes.Get("rpc.grpc.status_code")
-	assert.Equal(t, int64(5), code.Int)
+	for _, old := range []string{"rpc.system", "rpc.service", "rpc.grpc.status_code"} {
+		_, ok := r.Span.Attributes.Get(old)
+		assert.False(t, ok, "deprecated %s", old)
+	}
 	assert.Equal(t, StatusError, r.Span.Status, "NOT_FOUND is an error on a client span")
+
+	ex.Response.Trailers[0].Value = "0"
+	v, _ := Map(ex, fixedIDs()).Span.Attributes.Get("rpc.response.status_code")
+	assert.Equal(t, "OK", v.Str)
+	ex.Response.Trailers[0].Value = "42"
+	v, _ = Map(ex, fixedIDs()).Span.Attributes.Get("rpc.response.status_code")
+	assert.Equal(t, "42", v.Str, "a code gRPC does not define keeps its number")
+	ex.Response.Trailers[0].Value = "5"
 
 	ex.Role = exchange.RoleServer
 	assert.Equal(t, StatusUnset, Map(ex, fixedIDs()).Span.Status, "NOT_FOUND is not a server fault")
 	ex.Response.Trailers[0].Value = "13"
 	assert.Equal(t, StatusError, Map(ex, fixedIDs()).Span.Status, "INTERNAL is a server fault")
+}
+
+// A body cut by max_body_bytes inside a character is exported as the text
+// before that character, a string; an untruncated invalid body stays bytes.
+func TestBodyCutOnRuneBoundary(t *testing.T) {
+	ex := clientExchange()
+	ex.Response.Body, ex.Response.BodySize, ex.Response.BodyTruncated = []byte("prix: 12 \xe2\x82"), 4096, true
+	v, ok := Map(ex, fixedIDs()).Log.Attributes.Get("http.response.body.content")
+	require.True(t, ok)
+	assert.Equal(t, TypeString, v.Type)
+	assert.Equal(t, "prix: 12 ", v.Str)
+
+	ex.Response.BodyTruncated = false
+	v, _ = Map(ex, fixedIDs()).Log.Attributes.Get("http.response.body.content")
+	assert.Equal(t, TypeBytes, v.Type)
+	assert.Equal(t, []byte("prix: 12 \xe2\x82"), v.Bytes)
 }

@@ -134,8 +134,13 @@ func (m *Mapper) Map(ex *exchange.Exchange) *Record {
 			attrs = append(attrs, String(KeyURLQuery, u.query))
 		}
 		attrs = append(attrs, String(KeyURLScheme, u.scheme))
-	} else if u.full != "" {
-		attrs = append(attrs, String(KeyURLFull, u.full))
+	} else {
+		if u.full != "" {
+			attrs = append(attrs, String(KeyURLFull, u.full))
+		}
+		// Client spans: url.scheme too, so that metrics and filters need
+		// not parse url.full.
+		attrs = append(attrs, String(KeyURLScheme, u.scheme))
 	}
 	if u.serverAddr != "" {
 		attrs = append(attrs, String(KeyServerAddress, u.serverAddr))
@@ -177,11 +182,12 @@ func (m *Mapper) Map(ex *exchange.Exchange) *Record {
 		// gRPC: RPC conventions on top of the HTTP ones; the span is named
 		// after the RPC, and its status follows grpc-status, not :status.
 		span.Name = rpcName(req.Target, svc, meth)
-		attrs = append(attrs, String(KeyRPCSystem, "grpc"), String(KeyRPCService, svc), String(KeyRPCMethod, meth))
+		attrs = append(attrs, String(KeyRPCSystemName, "grpc"), String(KeyRPCMethod, span.Name))
 		if code >= 0 {
-			attrs = append(attrs, Int(KeyRPCGRPCStatusCode, int64(code)))
+			name := grpcCodeName(code)
+			attrs = append(attrs, String(KeyRPCResponseStatusCode, name))
 			if grpcError(code, ex.Role) {
-				errType, isErr = strconv.Itoa(code), true
+				errType, isErr = name, true
 			} else if resp != nil && resp.StatusCode < 400 {
 				errType, isErr = "", false
 			}
@@ -197,6 +203,9 @@ func (m *Mapper) Map(ex *exchange.Exchange) *Record {
 		attrs = append(attrs, String(KeyTlstapTLSLibrary, ex.Conn.Source))
 	}
 	attrs = append(attrs, Int(KeyTlstapConnectionID, int64(ex.Conn.ID)))
+	if len(ex.PII) > 0 {
+		attrs = append(attrs, Strings(KeyTlstapPIITypes, ex.PII))
+	}
 	common := len(attrs)
 	rec.Shared = common
 
@@ -268,7 +277,7 @@ func (m *Mapper) Map(ex *exchange.Exchange) *Record {
 // Resource is the package-level Resource built in the Mapper's scratch
 // space: the list is valid until the next call.
 func (m *Mapper) Resource(p exchange.Process, hostName string) Attributes {
-	m.resource = appendResource(m.resource[:0], p, hostName)
+	m.resource = appendResource(m.resource[:0], p, hostName, m.opts.ServiceNames)
 	return m.resource[:len(m.resource):len(m.resource)]
 }
 
@@ -444,6 +453,11 @@ func bodyContent(key string, m *exchange.Message) (KeyValue, bool) {
 	b := m.Body
 	if m.DecodedBody != nil {
 		b = m.DecodedBody
+	}
+	if m.BodyTruncated {
+		// The body limit may have split a character: cut the body on the
+		// character boundary before it, so that text stays a string.
+		b = exchange.CutIncompleteRune(b)
 	}
 	if len(b) == 0 {
 		return KeyValue{}, false

@@ -58,7 +58,7 @@ func TestMapperReuseMatchesMap(t *testing.T) {
 			assert.Equal(t, want.Shared, got.Shared, "exchange %d", i)
 			assert.Equal(t, got.Span.Attributes[:got.Shared], got.Log.Attributes[:got.Shared], "exchange %d", i)
 
-			res := Resource(ex.Process, "box")
+			res := Resource(ex.Process, "box", nil)
 			assert.Equal(t, res, m.Resource(ex.Process, "box"), "exchange %d", i)
 		}
 	}

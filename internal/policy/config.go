@@ -43,6 +43,10 @@ const (
 //	  url_credentials: true
 //	  body_patterns: [ { name: card, regex: "...", luhn: true }, ... ]  # replaces the defaults
 //	  extra_body_patterns: []     # added to body_patterns
+//	  fields: [password, token, ...]  # secret field names; replaces the defaults
+//	  extra_fields: []            # added to fields
+//	  secret_values: [jwt, aws_access_key, google_api_key, github_token, private_key]
+//	pii: { kinds: [email, iban, payment_card, phone], redact: false }
 //	bodies: { capture: true, content_types: [text/*, application/json, ...] }
 //	span_headers: { request: [], response: [] }
 //
@@ -54,6 +58,19 @@ type Config struct {
 	Redaction   Redaction   `mapstructure:"redaction"`
 	Bodies      Bodies      `mapstructure:"bodies"`
 	SpanHeaders SpanHeaders `mapstructure:"span_headers"`
+	PII         PII         `mapstructure:"pii"`
+}
+
+// PII says which kinds of personal data are looked for in bodies. Every
+// exchange where one is found carries the sorted list of kinds
+// (tlstap.pii.types); the values stay unless Redact is on.
+type PII struct {
+	// Kinds to detect: email, iban, payment_card, phone. The default is
+	// all; an empty list switches detection off.
+	Kinds []string `mapstructure:"kinds"`
+	// Redact replaces every value found by "REDACTED" (the kinds are still
+	// reported).
+	Redact bool `mapstructure:"redact"`
 }
 
 // Filters select the exchanges to keep.
@@ -134,6 +151,21 @@ type Redaction struct {
 	// the body was content-encoded).
 	BodyPatterns      []BodyPattern `mapstructure:"body_patterns"`
 	ExtraBodyPatterns []BodyPattern `mapstructure:"extra_body_patterns"`
+	// Fields are names whose values are secrets: in JSON bodies (any depth;
+	// the value, or every scalar inside an object or array value, becomes
+	// "REDACTED" and the document stays valid JSON), form-urlencoded and
+	// multipart form bodies, query strings and command-line arguments
+	// (name=value, --name=value, --name value, JSON arguments). A name
+	// matches when, ignoring ASCII case and the separators _ - . and space,
+	// it equals an entry or ends with one ("token" covers "access_token"
+	// and "csrfToken").
+	Fields      []string `mapstructure:"fields"`
+	ExtraFields []string `mapstructure:"extra_fields"`
+	// SecretValues are the built-in detectors of secrets by their shape,
+	// anywhere in a body or a command-line argument: jwt, aws_access_key,
+	// google_api_key, github_token, private_key (PEM blocks). The plain
+	// key replaces the default (all of them); an empty list disables them.
+	SecretValues []string `mapstructure:"secret_values"`
 }
 
 // BodyPattern is one body redaction rule.
@@ -154,9 +186,11 @@ type Bodies struct {
 	Capture bool `mapstructure:"capture"`
 	// ContentTypes whose bodies are kept (case-insensitive media types,
 	// parameters ignored; '*' matches any run of characters, so "text/*" and
-	// "application/*+json" work; "*" allows everything). Other bodies are
-	// recorded as size only. A message without Content-Type keeps its body
-	// when the body is valid UTF-8 without NUL bytes. A content-encoded body
+	// "application/*+json" work; "*" allows everything). While text/* is
+	// allowed, a Content-Type with a charset parameter is text too. Other
+	// bodies are recorded as size only. A message without Content-Type keeps
+	// its body when the body is valid UTF-8 without NUL bytes (a character
+	// split by max_body_bytes at its end does not count against it). A content-encoded body
 	// that could not be decoded is recorded as size only.
 	ContentTypes []string `mapstructure:"content_types"`
 }
@@ -186,10 +220,11 @@ var DefaultQueryParameters = []string{
 }
 
 // DefaultBodyPatterns: payment card numbers (13–19 digits, optionally
-// separated by spaces or dashes, Luhn-checked) and bearer tokens.
+// separated by spaces, dashes or '+' (a space in form-encoded bodies),
+// Luhn-checked) and bearer tokens.
 func DefaultBodyPatterns() []BodyPattern {
 	return []BodyPattern{
-		{Name: "card", Regex: `\b\d(?:[ -]?\d){12,18}\b`, Luhn: true},
+		{Name: "card", Regex: `\b\d(?:[ +-]?\d){12,18}\b`, Luhn: true},
 		{Name: "bearer", Regex: `(?i)\bbearer\s+[a-z0-9._~+/-]+=*`},
 	}
 }
@@ -198,6 +233,7 @@ func DefaultBodyPatterns() []BodyPattern {
 var DefaultContentTypes = []string{
 	"text/*", "application/json", "application/*+json", "application/xml",
 	"application/*+xml", "application/x-www-form-urlencoded",
+	"application/yaml", "application/*+yaml", "application/x-yaml",
 	// gRPC messages are kept as the length-prefixed frames (rpc semantic
 	// conventions need them as bytes, up to max_body_bytes).
 	"application/grpc", "application/grpc+*",
@@ -214,7 +250,10 @@ func DefaultConfig() Config {
 			QueryParameters: append([]string(nil), DefaultQueryParameters...),
 			URLCredentials:  true,
 			BodyPatterns:    DefaultBodyPatterns(),
+			Fields:          append([]string(nil), DefaultFields...),
+			SecretValues:    append([]string(nil), DefaultSecretValues...),
 		},
+		PII:    PII{Kinds: PIIKinds()},
 		Bodies: Bodies{Capture: true, ContentTypes: append([]string(nil), DefaultContentTypes...)},
 	}
 }
@@ -313,6 +352,7 @@ type compiledPattern struct {
 	name        string
 	re          *regexp.Regexp
 	replacement []byte
+	replStr     string
 	luhn        bool
 	pre         prefilter
 }
@@ -352,5 +392,5 @@ func compilePattern(errs *errList, field string, bp BodyPattern, seen map[string
 	if repl == "" {
 		repl = Redacted
 	}
-	return compiledPattern{name: bp.Name, re: re, replacement: []byte(repl), luhn: bp.Luhn, pre: pre}, ok
+	return compiledPattern{name: bp.Name, re: re, replacement: []byte(repl), replStr: repl, luhn: bp.Luhn, pre: pre}, ok
 }

@@ -91,6 +91,17 @@ type Stats struct {
 	QueryParametersRedacted uint64 // query parameter values replaced
 	URLCredentialsRedacted  uint64 // user:password@ replaced
 	BodyMatchesRedacted     uint64 // body pattern matches replaced
+	FieldsRedacted          uint64 // values of secret fields replaced in bodies
+	SecretValuesRedacted    uint64 // secrets recognised by their shape replaced
+	PIIRedacted             uint64 // personal data values replaced (pii.redact)
+	// PII counts exchanges with personal data by kind (PIIKinds); every
+	// kind is present, zero or not.
+	PII map[string]uint64
+	// BodiesNotInspected counts non-empty bodies that were not inspected
+	// for secrets and personal data: not captured (bodies.capture off, no
+	// byte captured), content type not allowed (binary), undecodable
+	// content encoding.
+	BodiesNotInspected uint64
 	// Bodies removed from kept exchanges (their sizes stay).
 	BodiesSizeOnly    uint64 // content type not allowed, or undecodable content encoding
 	BodiesNotCaptured uint64 // bodies.capture is off
@@ -110,6 +121,8 @@ type counters struct {
 	filtered                            [numReasons]atomic.Uint64
 	headers, params, creds, bodyMatches atomic.Uint64
 	bodiesSizeOnly, bodiesNotCaptured   atomic.Uint64
+	fields, values, pii, notInspected   atomic.Uint64
+	piiKinds                            [numPIIKinds]atomic.Uint64
 }
 
 // Policy is a compiled Config. Apply and ProcessExcluded are safe for
@@ -127,7 +140,9 @@ type Policy struct {
 	capture          bool
 	contentTypes     []string // lowercase
 	allTypes         bool
+	textTypes        bool // text/* is allowed: so is any body with a charset
 	spanReq, spanRes nameSet
+	insp             inspector
 
 	stats counters
 }
@@ -218,8 +233,12 @@ func compile(c *Config) (*Policy, error) {
 			errs.add(f, "%q is not a media type (type/subtype)", c.Bodies.ContentTypes[i])
 		default:
 			p.contentTypes = append(p.contentTypes, ct)
+			p.textTypes = p.textTypes || foldGlob(ct, "text/plain")
 		}
 	}
+
+	p.insp.compile(&errs, red, &c.PII)
+	p.url.fields = &p.insp.fields
 
 	p.spanReq = newNameSet(&errs, "span_headers.request", c.SpanHeaders.Request)
 	p.spanRes = newNameSet(&errs, "span_headers.response", c.SpanHeaders.Response)
@@ -541,10 +560,13 @@ func (p *Policy) destFilter(d *dest) Reason {
 
 // Stats returns a snapshot of the counters.
 func (p *Policy) Stats() Stats {
-	s := Stats{Filtered: make(map[string]uint64, numReasons-1)}
+	s := Stats{Filtered: make(map[string]uint64, numReasons-1), PII: make(map[string]uint64, numPIIKinds)}
 	if p == nil {
 		for _, r := range Reasons() {
 			s.Filtered[r.String()] = 0
+		}
+		for _, k := range PIIKinds() {
+			s.PII[k] = 0
 		}
 		return s
 	}
@@ -560,6 +582,13 @@ func (p *Policy) Stats() Stats {
 	s.BodyMatchesRedacted = c.bodyMatches.Load()
 	s.BodiesSizeOnly = c.bodiesSizeOnly.Load()
 	s.BodiesNotCaptured = c.bodiesNotCaptured.Load()
+	s.FieldsRedacted = c.fields.Load()
+	s.SecretValuesRedacted = c.values.Load()
+	s.PIIRedacted = c.pii.Load()
+	s.BodiesNotInspected = c.notInspected.Load()
+	for k, name := range PIIKinds() {
+		s.PII[name] = c.piiKinds[k].Load()
+	}
 	return s
 }
 
@@ -678,7 +707,8 @@ func (s *nameSet) has(name string) bool {
 
 // redaction counts for one exchange, added to the counters once.
 type redactCounts struct {
-	headers, params, creds, bodyMatches, sizeOnly, notCaptured uint64
+	headers, params, creds, sizeOnly, notCaptured, notInspected uint64
+	body                                                        bodyCounts
 }
 
 func (p *Policy) redact(ex *exchange.Exchange) {
@@ -687,13 +717,18 @@ func (p *Policy) redact(ex *exchange.Exchange) {
 		p.redactHeaders(req.Headers, &c)
 		p.redactHeaders(req.Trailers, &c)
 		p.redactURLValue(&req.Target, &c)
-		p.bodyPolicy(req, &c)
+		if !p.bodyPolicy(req, &c) {
+			ex.Flags |= exchange.RequestBodyNotInspected
+		}
 	}
 	if res := ex.Response; res != nil {
 		p.redactHeaders(res.Headers, &c)
 		p.redactHeaders(res.Trailers, &c)
-		p.bodyPolicy(res, &c)
+		if !p.bodyPolicy(res, &c) {
+			ex.Flags |= exchange.ResponseBodyNotInspected
+		}
 	}
+	ex.PII = c.body.kinds.names()
 	add := func(a *atomic.Uint64, n uint64) {
 		if n > 0 {
 			a.Add(n)
@@ -702,9 +737,18 @@ func (p *Policy) redact(ex *exchange.Exchange) {
 	add(&p.stats.headers, c.headers)
 	add(&p.stats.params, c.params)
 	add(&p.stats.creds, c.creds)
-	add(&p.stats.bodyMatches, c.bodyMatches)
+	add(&p.stats.bodyMatches, c.body.patterns)
+	add(&p.stats.fields, c.body.fields)
+	add(&p.stats.values, c.body.values)
+	add(&p.stats.pii, c.body.pii)
 	add(&p.stats.bodiesSizeOnly, c.sizeOnly)
 	add(&p.stats.bodiesNotCaptured, c.notCaptured)
+	add(&p.stats.notInspected, c.notInspected)
+	for k := piiKind(0); k < numPIIKinds; k++ {
+		if c.body.kinds.has(k) {
+			p.stats.piiKinds[k].Add(1)
+		}
+	}
 }
 
 func (p *Policy) redactURLValue(v *string, c *redactCounts) {
@@ -746,48 +790,39 @@ func (p *Policy) redactHeaders(hs []exchange.Header, c *redactCounts) {
 	}
 }
 
-// bodyPolicy drops bodies the policy does not allow and redacts the others.
-func (p *Policy) bodyPolicy(m *exchange.Message, c *redactCounts) {
+// bodyPolicy drops bodies the policy does not allow and inspects the
+// others. It returns false when a non-empty body was not inspected.
+func (p *Policy) bodyPolicy(m *exchange.Message, c *redactCounts) bool {
 	if len(m.Body) == 0 && len(m.DecodedBody) == 0 {
-		return
+		if m.BodySize > 0 {
+			c.notInspected++
+			return false
+		}
+		return true
 	}
 	if !p.capture {
 		m.Body, m.DecodedBody = nil, nil
 		c.notCaptured++
-		return
+		c.notInspected++
+		return false
 	}
 	if !p.bodyAllowed(m) {
 		m.Body, m.DecodedBody = nil, nil
 		c.sizeOnly++
-		return
-	}
-	if len(p.patterns) == 0 {
-		return
+		c.notInspected++
+		return false
 	}
 	if m.DecodedBody != nil {
-		b, n := p.redactBody(m.DecodedBody)
-		if n > 0 {
+		if b := p.inspect(m, m.DecodedBody, &c.body); &b[0] != &m.DecodedBody[0] || len(b) != len(m.DecodedBody) {
 			// The encoded bytes still carry what was redacted.
 			m.DecodedBody, m.Body = b, nil
-			c.bodyMatches += uint64(n)
 		}
-		return
+		return true
 	}
-	b, n := p.redactBody(m.Body)
-	if n > 0 {
+	if b := p.inspect(m, m.Body, &c.body); &b[0] != &m.Body[0] || len(b) != len(m.Body) {
 		m.Body = b
-		c.bodyMatches += uint64(n)
 	}
-}
-
-func (p *Policy) redactBody(b []byte) ([]byte, int) {
-	total := 0
-	for i := range p.patterns {
-		var n int
-		b, n = p.patterns[i].redact(b)
-		total += n
-	}
-	return b, total
+	return true
 }
 
 func (p *Policy) bodyAllowed(m *exchange.Message) bool {
@@ -796,15 +831,16 @@ func (p *Policy) bodyAllowed(m *exchange.Message) bool {
 			return false // still encoded: opaque bytes
 		}
 	}
-	ct, _ := m.Get("Content-Type")
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
+	full, _ := m.Get("Content-Type")
+	ct, params, _ := strings.Cut(full, ";")
 	ct = strings.TrimSpace(ct)
 	if ct == "" {
 		b := m.DecodedBody
 		if b == nil {
 			b = m.Body
+		}
+		if m.BodyTruncated {
+			b = exchange.CutIncompleteRune(b) // the limit may split a character
 		}
 		return utf8.Valid(b) && !slices.Contains(b, 0)
 	}
@@ -813,6 +849,21 @@ func (p *Policy) bodyAllowed(m *exchange.Message) bool {
 	}
 	for _, pat := range p.contentTypes {
 		if foldGlob(pat, ct) {
+			return true
+		}
+	}
+	// A charset parameter says the body is text, whatever its media type
+	// ("application/x-ndjson; charset=utf-8"): kept while text/* is.
+	return p.textTypes && hasCharset(params)
+}
+
+// hasCharset reports whether Content-Type parameters name a charset.
+func hasCharset(params string) bool {
+	for params != "" {
+		var p string
+		p, params, _ = strings.Cut(params, ";")
+		name, _, ok := strings.Cut(p, "=")
+		if ok && equalFoldASCII(strings.TrimSpace(name), "charset") {
 			return true
 		}
 	}

@@ -292,7 +292,9 @@ func TestBodyCardRedaction(t *testing.T) {
 	ex := jsonExchange(body)
 	p.Apply(ex)
 	// 1714557600000 and 12345678901234 fail the Luhn check: not card numbers.
-	want := `{"card":"REDACTED","other":"REDACTED","plain":REDACTED,"ts":1714557600000,"order":12345678901234,"amount":12}`
+	// A card written as a JSON number becomes a string: the document stays
+	// valid JSON.
+	want := `{"card":"REDACTED","other":"REDACTED","plain":"REDACTED","ts":1714557600000,"order":12345678901234,"amount":12}`
 	if string(ex.Request.Body) != want {
 		t.Errorf("body\n got %s\nwant %s", ex.Request.Body, want)
 	}
@@ -337,22 +339,31 @@ func TestBodyDecodedRedaction(t *testing.T) {
 func TestBodyContentTypes(t *testing.T) {
 	p := mustNew(t, nil)
 	for _, tc := range []struct {
-		ct   string
-		body string
-		keep bool
+		ct        string
+		body      string
+		keep      bool
+		truncated bool
 	}{
-		{"application/json", `{"a":1}`, true},
-		{"Application/JSON; charset=utf-8", `{"a":1}`, true},
-		{"application/vnd.api+json", `{"a":1}`, true},
-		{"application/problem+xml", `<a/>`, true},
-		{"text/html", `<p>hi</p>`, true},
-		{"application/x-www-form-urlencoded", `a=1&b=2`, true},
-		{"application/octet-stream", "\x00\x01\x02", false},
-		{"image/png", "\x89PNG\r\n", false},
-		{"application/grpc", "\x00\x00\x00\x00\x02hi", true}, // gRPC frames are kept (issue 4)
-		{"application/grpc+proto", "\x00\x00\x00\x00\x02hi", true},
-		{"", "hello text", true},          // no type: valid UTF-8 text kept
-		{"", "\x00\x01binary\xff", false}, // no type: binary is size only
+		{"application/json", `{"a":1}`, true, false},
+		{"Application/JSON; charset=utf-8", `{"a":1}`, true, false},
+		{"application/vnd.api+json", `{"a":1}`, true, false},
+		{"application/problem+xml", `<a/>`, true, false},
+		{"text/html", `<p>hi</p>`, true, false},
+		{"application/x-www-form-urlencoded", `a=1&b=2`, true, false},
+		{"application/octet-stream", "\x00\x01\x02", false, false},
+		{"image/png", "\x89PNG\r\n", false, false},
+		{"application/grpc", "\x00\x00\x00\x00\x02hi", true, false}, // gRPC frames are kept (issue 4)
+		{"application/grpc+proto", "\x00\x00\x00\x00\x02hi", true, false},
+		{"", "hello text", true, false},          // no type: valid UTF-8 text kept
+		{"", "\x00\x01binary\xff", false, false}, // no type: binary is size only
+		{"application/yaml", "a: 1\n", true, false},
+		{"application/openapi+yaml", "openapi: 3.1.0\n", true, false},
+		{"application/x-ndjson; charset=utf-8", `{"a":1}` + "\n", true, false}, // charset: text
+		{"application/x-ndjson;format=x; Charset=\"UTF-8\"", `{"a":1}`, true, false},
+		{"application/x-ndjson", `{"a":1}`, false, false}, // no charset, not listed
+		// No type, cut by max_body_bytes inside "é": still text.
+		{"", "caf\xc3", true, true},
+		{"", "caf\xc3", false, false}, // the same bytes, not cut: invalid UTF-8
 	} {
 		ex := sampleExchange()
 		ex.Response.Headers = nil
@@ -361,6 +372,7 @@ func TestBodyContentTypes(t *testing.T) {
 		}
 		ex.Response.Body, ex.Response.BodySize = []byte(tc.body), 1234
 		ex.Response.DecodedBody = nil
+		ex.Response.BodyTruncated = tc.truncated
 		p.Apply(ex)
 		if got := ex.Response.Body != nil; got != tc.keep {
 			t.Errorf("%q: kept=%v, want %v", tc.ct, got, tc.keep)
@@ -369,8 +381,18 @@ func TestBodyContentTypes(t *testing.T) {
 			t.Errorf("%q: BodySize changed to %d", tc.ct, ex.Response.BodySize)
 		}
 	}
-	if got := p.Stats().BodiesSizeOnly; got != 3 {
-		t.Errorf("BodiesSizeOnly = %d, want 3", got)
+	if got := p.Stats().BodiesSizeOnly; got != 5 {
+		t.Errorf("BodiesSizeOnly = %d, want 5", got)
+	}
+
+	// Without text/* in the list a charset does not make a body text.
+	pj := mustNew(t, func(c *Config) { c.Bodies.ContentTypes = []string{"application/json"} })
+	ex0 := sampleExchange()
+	ex0.Response.Headers = []exchange.Header{{Name: "Content-Type", Value: "application/x-ndjson; charset=utf-8"}}
+	ex0.Response.Body, ex0.Response.DecodedBody = []byte(`{"a":1}`), nil
+	pj.Apply(ex0)
+	if ex0.Response.Body != nil {
+		t.Error("charset kept a body although text/* is not allowed")
 	}
 
 	// Binary type: neither Body nor DecodedBody survives, and patterns never

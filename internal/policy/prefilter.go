@@ -244,17 +244,31 @@ func equalLower(b, lower []byte) bool {
 // 0 when nothing matched (no allocation), else a new slice and the number
 // of replaced matches.
 func (cp *compiledPattern) redact(b []byte) ([]byte, int) {
+	spans := cp.find(b, nil)
+	if len(spans) == 0 {
+		return b, 0
+	}
+	out := make([]byte, 0, len(b)+len(cp.replacement))
+	copied := 0
+	for _, sp := range spans {
+		out = append(out, b[copied:sp.start]...)
+		out = append(out, cp.replacement...)
+		copied = sp.end
+	}
+	return append(out, b[copied:]...), len(spans)
+}
+
+// find appends the matches of the pattern in b to out, in order.
+func (cp *compiledPattern) find(b []byte, out []span) []span {
 	pf := &cp.pre
 	if len(b) < pf.minLen {
-		return b, 0
+		return out
 	}
 	for i := range pf.literals {
 		if !pf.literals[i].in(b) {
-			return b, 0
+			return out
 		}
 	}
-	var out []byte
-	copied, n := 0, 0
 	// Find maximal runs of alphabet bytes at least L long. Invariant: i is
 	// 0 or b[i-1] is outside the alphabet, so a long enough run starting at
 	// or after i covers b[i+L-1]: when that byte is outside the alphabet
@@ -295,19 +309,10 @@ func (cp *compiledPattern) redact(b []byte) ([]byte, int) {
 			if cp.luhn && !luhnValid(b[ms:me]) {
 				continue
 			}
-			if out == nil {
-				out = make([]byte, 0, len(b)+len(cp.replacement))
-			}
-			out = append(out, b[copied:ms]...)
-			out = append(out, cp.replacement...)
-			copied = me
-			n++
+			out = append(out, span{ms, me})
 		}
 	}
-	if n == 0 {
-		return b, 0
-	}
-	return append(out, b[copied:]...), n
+	return out
 }
 
 // luhnValid reports whether the digits of m (other bytes ignored) pass the

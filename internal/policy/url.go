@@ -9,6 +9,7 @@ import (
 type urlRedactor struct {
 	credentials bool
 	params      []string // names, compared case-insensitively
+	fields      *fieldSet
 }
 
 // edit replaces s[start:end] with repl.
@@ -43,7 +44,7 @@ func (r *urlRedactor) redactURL(u string) (string, int, bool) {
 		}
 	}
 	nparams := 0
-	if len(r.params) > 0 {
+	if len(r.params) > 0 || (r.fields != nil && !r.fields.empty()) {
 		end := len(u) // the fragment is not part of the query
 		if h := strings.IndexByte(u[rest:], '#'); h >= 0 {
 			end = rest + h
@@ -143,7 +144,7 @@ func (r *urlRedactor) isParam(name string) bool {
 			return true
 		}
 	}
-	return false
+	return r.fields != nil && r.fields.has(name)
 }
 
 func equalFoldASCII(a, b string) bool {

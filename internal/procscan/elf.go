@@ -1,6 +1,7 @@
 package procscan
 
 import (
+	"bytes"
 	"debug/elf"
 	"encoding/hex"
 	"errors"
@@ -76,12 +77,93 @@ func inspectELF(path string) (verdict, error) {
 		}
 	}
 	if _, ok := syms["SSL_read"]; !ok {
+		if v, err := gnutlsVerdict(ef, v); err != nil || v.lib != LibraryUnknown {
+			return v, err
+		}
+		if len(syms) == 0 && strippedLibSSL(ef) {
+			v.lib = OpenSSLNoSymbols
+		}
 		return v, nil
 	}
 	if _, ok := syms["SSL_write"]; !ok {
 		return v, nil
 	}
 	v.lib = OpenSSL
+	v.symbols = syms
+	return v, nil
+}
+
+// libsslMarker is the source file name OpenSSL's libssl (1.1.1 and 3.x)
+// records with its errors (ERR_raise: OPENSSL_FILE): present in every
+// program that links libssl in, stripped or not.
+var libsslMarker = []byte("ssl/ssl_lib.c\x00")
+
+// maxMarkerScan bounds the read-only data searched for libsslMarker.
+const maxMarkerScan = 256 << 20
+
+// strippedLibSSL reports whether ef, which has no SSL_* symbols, carries
+// libssl's code all the same: a statically linked, stripped OpenSSL.
+// Only files without .symtab are searched (an unstripped one would have
+// named its SSL_read); the verdict is cached per file.
+func strippedLibSSL(ef *elf.File) bool {
+	if s := ef.Section(".symtab"); s != nil {
+		return false
+	}
+	for _, p := range ef.Progs {
+		// libssl's strings sit in a read-only, non-executable PT_LOAD
+		// (or the text segment in old single-segment layouts).
+		if p.Type != elf.PT_LOAD || p.Flags&elf.PF_W != 0 || p.Filesz == 0 {
+			continue
+		}
+		if containsBounded(p.Open(), libsslMarker, maxMarkerScan) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsBounded searches the first limit bytes of r for marker, in
+// 1 MiB pieces (a large library is never read into memory whole).
+func containsBounded(r io.Reader, marker []byte, limit int64) bool {
+	buf := make([]byte, 1<<20+len(marker))
+	keep := 0 // bytes carried over from the previous piece
+	var read int64
+	for read < limit {
+		n, err := io.ReadFull(r, buf[keep:])
+		if n > 0 && bytes.Contains(buf[:keep+n], marker) {
+			return true
+		}
+		read += int64(n)
+		if err != nil {
+			return false
+		}
+		keep = copy(buf, buf[keep+n-(len(marker)-1):keep+n])
+	}
+	return false
+}
+
+// gnutlsSymbols are GnuTLS's record functions and session ends. A file is
+// a GnuTLS target when it defines the first two.
+var gnutlsSymbols = []string{"gnutls_record_send", "gnutls_record_recv", "gnutls_record_send2", "gnutls_bye", "gnutls_deinit"}
+
+// gnutlsVerdict recognises libgnutls by its exported record functions.
+// Only .dynsym is read: GnuTLS is shipped as a shared library; an importer
+// (libcurl-gnutls, wget) has them undefined and is no target.
+func gnutlsVerdict(ef *elf.File, v verdict) (verdict, error) {
+	dyn, err := elfsym.Lookup(ef, gnutlsSymbols)
+	if err != nil {
+		return verdict{}, fmt.Errorf("procscan: read .dynsym: %w", err)
+	}
+	syms := map[string]uint64{}
+	for name, s := range dyn {
+		if elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Value != 0 {
+			syms[name] = s.Value
+		}
+	}
+	if syms["gnutls_record_send"] == 0 || syms["gnutls_record_recv"] == 0 {
+		return v, nil
+	}
+	v.lib = GnuTLS
 	v.symbols = syms
 	return v, nil
 }

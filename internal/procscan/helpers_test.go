@@ -1,10 +1,11 @@
 package procscan
 
 import (
-	"os"
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 // start runs a child process and kills it (by PID) when the test ends.
@@ -22,18 +23,12 @@ func start(t *testing.T, cmd *exec.Cmd) *exec.Cmd {
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testenv.RequireRoot(t)
 }
 
 func lookPath(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s not installed", name)
-	}
-	return p
+	return testenv.RequireCommand(t, name)
 }
 
 // waitTargets polls TLSTargets until cond holds: children map their

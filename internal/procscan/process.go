@@ -54,11 +54,12 @@ func (s *Scanner) Process(pid int) (exchange.Process, error) {
 	}
 	p.CommandArgs = splitCmdline(cmdline)
 
-	uid, err := s.readUID(pid)
+	uid, euid, err := s.readUID(pid)
 	if err != nil {
 		return p, err
 	}
 	p.Owner = s.userName(uid)
+	p.UID, p.UIDKnown = euid, true
 
 	cg, err := os.ReadFile(s.pidPath(pid, "cgroup"))
 	// A kernel without cgroups has no cgroup file; only a vanished process
@@ -97,6 +98,8 @@ func (s *Scanner) FromExec(e Exec) (exchange.Process, error) {
 		ExePath:      e.Path,
 		CommandArgs:  splitCmdline(e.Args),
 		Owner:        s.userName(e.UID),
+		UID:          e.UID,
+		UIDKnown:     true,
 		CreationTime: created,
 	}
 	if e.CgroupPath != "" {
@@ -203,11 +206,12 @@ func splitCmdline(b []byte) []string {
 	return strings.Split(string(b), "\x00")
 }
 
-// readUID returns the real uid from the "Uid:" line of /proc/<pid>/status.
-func (s *Scanner) readUID(pid int) (uint32, error) {
+// readUID returns the real and the effective uid from the "Uid:" line of
+// /proc/<pid>/status (real, effective, saved, filesystem).
+func (s *Scanner) readUID(pid int) (real, effective uint32, err error) {
 	b, err := os.ReadFile(s.pidPath(pid, "status"))
 	if err != nil {
-		return 0, s.goneErr(pid, "read status", err)
+		return 0, 0, s.goneErr(pid, "read status", err)
 	}
 	for line := range strings.Lines(string(b)) {
 		rest, ok := strings.CutPrefix(line, "Uid:")
@@ -215,16 +219,20 @@ func (s *Scanner) readUID(pid int) (uint32, error) {
 			continue
 		}
 		f := strings.Fields(rest)
-		if len(f) == 0 {
+		if len(f) < 2 {
 			break
 		}
 		uid, err := strconv.ParseUint(f[0], 10, 32)
 		if err != nil {
-			return 0, fmt.Errorf("procscan: parse uid of pid %d: %w", pid, err)
+			return 0, 0, fmt.Errorf("procscan: parse uid of pid %d: %w", pid, err)
 		}
-		return uint32(uid), nil
+		euid, err := strconv.ParseUint(f[1], 10, 32)
+		if err != nil {
+			return 0, 0, fmt.Errorf("procscan: parse effective uid of pid %d: %w", pid, err)
+		}
+		return uint32(uid), uint32(euid), nil
 	}
-	return 0, fmt.Errorf("procscan: no Uid line in status of pid %d", pid)
+	return 0, 0, fmt.Errorf("procscan: no Uid line in status of pid %d", pid)
 }
 
 // alive reports whether /proc/<pid> still exists.

@@ -187,12 +187,17 @@ func TestProcessFixture(t *testing.T) {
 		!p.CreationTime.Equal(want.Created) || p.ContainerID != want.ContainerID {
 		t.Errorf("Process(42) =\n %+v\nwant\n %+v", p, want)
 	}
+	// Uid: real 1000 (owner alice), effective 0: process.user.id is the
+	// effective uid.
+	if !p.UIDKnown || p.UID != 0 {
+		t.Errorf("Process(42) UID = %d (known %v), want effective uid 0", p.UID, p.UIDKnown)
+	}
 
 	k, err := s.Process(2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k.ExePath != "" || k.ExeName != "kthreadd" || k.CommandArgs != nil || k.Owner != "4242" || k.PPID != 0 {
+	if k.ExePath != "" || k.ExeName != "kthreadd" || k.CommandArgs != nil || k.Owner != "4242" || k.PPID != 0 || k.UID != 4242 || !k.UIDKnown {
 		t.Errorf("Process(2) = %+v, want kernel thread kthreadd owned by 4242", k)
 	}
 

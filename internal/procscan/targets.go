@@ -17,12 +17,22 @@ type Library uint8
 const (
 	LibraryUnknown Library = iota
 	OpenSSL                // OpenSSL, BoringSSL, or anything exporting its SSL_read/SSL_write ABI
+	GnuTLS                 // libgnutls: defines gnutls_record_send/gnutls_record_recv
+	// OpenSSLNoSymbols is a file with OpenSSL's libssl linked in (its
+	// source file names are in the read-only data) but no SSL_* symbols
+	// left: a stripped static build. Nothing can be hooked; the engine
+	// reports it instead of staying silent.
+	OpenSSLNoSymbols
 )
 
 func (l Library) String() string {
 	switch l {
 	case OpenSSL:
 		return "openssl"
+	case GnuTLS:
+		return "gnutls"
+	case OpenSSLNoSymbols:
+		return "openssl-stripped"
 	}
 	return "unknown"
 }
@@ -54,6 +64,8 @@ type Target struct {
 	// Symbols maps each of SSL_read, SSL_read_ex, SSL_write, SSL_write_ex,
 	// SSL_shutdown and SSL_free that the file defines to its virtual
 	// address (st_value). SSL_read and SSL_write are always present.
+	// For GnuTLS: gnutls_record_send and gnutls_record_recv (always), and
+	// gnutls_record_send2, gnutls_bye, gnutls_deinit when defined.
 	Symbols map[string]uint64
 }
 
@@ -260,4 +272,25 @@ func inodeOf(fi os.FileInfo) uint64 {
 		return st.Ino
 	}
 	return 0
+}
+
+// InspectFile inspects one file that no process may map yet (an executable
+// about to run). path must stay valid for the call; the result is cached
+// per file version like the files of TLSTargets. A file that is no TLS
+// target yields a Target with LibraryUnknown.
+func (s *Scanner) InspectFile(path string) (Target, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return Target{}, err
+	}
+	key := FileKey{Dev: devOf(fi), Inode: inodeOf(fi), ModTime: fi.ModTime().UnixNano(), Size: fi.Size()}
+	v, err := s.elf.get(key, func() (verdict, error) { return inspectELF(path) })
+	if err != nil {
+		return Target{}, err
+	}
+	if v.lib == LibraryUnknown {
+		return Target{}, nil
+	}
+	key.BuildID = v.buildID
+	return Target{Library: v.lib, Path: path, Key: key, Symbols: maps.Clone(v.symbols)}, nil
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 const systemLibSSL = "/lib/x86_64-linux-gnu/libssl.so.3"
@@ -22,7 +24,7 @@ func requireLibSSL(t *testing.T) string {
 	t.Helper()
 	p, err := filepath.EvalSymlinks(systemLibSSL)
 	if err != nil {
-		t.Skipf("%s: %v", systemLibSSL, err)
+		testenv.Missing(t, "%s: %v", systemLibSSL, err)
 	}
 	return p
 }
@@ -83,7 +85,7 @@ func readelfBuildID(t *testing.T, file string) string {
 	t.Helper()
 	out, err := exec.Command("readelf", "-n", file).Output()
 	if err != nil {
-		t.Skipf("readelf -n: %v", err)
+		testenv.Missing(t, "readelf -n: %v", err)
 	}
 	m := regexp.MustCompile(`Build ID: ([0-9a-f]+)`).FindSubmatch(out)
 	if m == nil {
@@ -125,6 +127,28 @@ func TestTLSTargetsPython(t *testing.T) {
 		t.Errorf("BuildID = %q, readelf says %q", tg.Key.BuildID, want)
 	}
 	checkSymbols(t, tg, lib)
+}
+
+// libcurl-gnutls (what git's HTTPS helper links) imports GnuTLS's record
+// functions and is no target; the libgnutls it loads is, exactly once.
+func TestTLSTargetsGnuTLS(t *testing.T) {
+	requireRoot(t)
+	py := lookPath(t, "python3")
+	lib, err := filepath.EvalSymlinks("/usr/lib/x86_64-linux-gnu/libgnutls.so.30")
+	if err != nil {
+		t.Skip("no libgnutls30")
+	}
+	cmd := start(t, exec.Command(py, "-c", "import ctypes,time; ctypes.CDLL('libcurl-gnutls.so.4'); print('ok', flush=True); time.sleep(30)"))
+	s := New("/proc")
+	got := waitTargets(t, s, cmd.Process.Pid, func(ts []Target) bool { return len(ts) > 0 })
+	if len(got) != 1 || got[0].Library != GnuTLS || got[0].Path != lib {
+		t.Fatalf("targets = %+v, want only gnutls %s", got, lib)
+	}
+	for _, name := range []string{"gnutls_record_send", "gnutls_record_recv", "gnutls_record_send2", "gnutls_bye", "gnutls_deinit"} {
+		if got[0].Symbols[name] == 0 {
+			t.Errorf("symbol %s missing: %v", name, got[0].Symbols)
+		}
+	}
 }
 
 func TestTLSTargetsNode(t *testing.T) {
@@ -223,7 +247,7 @@ func lddDeps(t *testing.T, file string) []string {
 	t.Helper()
 	out, err := exec.Command("ldd", file).Output()
 	if err != nil {
-		t.Skipf("ldd %s: %v", file, err)
+		testenv.Missing(t, "ldd %s: %v", file, err)
 	}
 	var deps []string
 	for _, line := range strings.Split(string(out), "\n") {
@@ -585,7 +609,7 @@ func TestSkipByName(t *testing.T) {
 }
 
 func TestLibraryString(t *testing.T) {
-	if OpenSSL.String() != "openssl" || LibraryUnknown.String() != "unknown" {
-		t.Errorf("Library strings: %q %q", OpenSSL, LibraryUnknown)
+	if OpenSSL.String() != "openssl" || GnuTLS.String() != "gnutls" || LibraryUnknown.String() != "unknown" {
+		t.Errorf("Library strings: %q %q %q", OpenSSL, GnuTLS, LibraryUnknown)
 	}
 }

@@ -1,7 +1,10 @@
 package tlstapreceiver
 
 import (
+	"reflect"
+
 	"github.com/tlstap/tlstap/internal/engine"
+	"github.com/tlstap/tlstap/receiver/tlstapreceiver/internal/metadata"
 )
 
 // engineConfig is an unexported alias so that the embedded engine settings
@@ -21,6 +24,11 @@ type engineConfig = engine.Config
 type Config struct {
 	engineConfig `mapstructure:",squash"`
 
+	// ResourceAttributes turns single resource attributes off, the way
+	// every mdatagen component does:
+	//   resource_attributes: { process.command_args: { enabled: false } }
+	ResourceAttributes metadata.ResourceAttributesConfig `mapstructure:"resource_attributes"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
@@ -31,4 +39,23 @@ func (c *Config) EngineConfig() engine.Config { return c.engineConfig }
 // Validate checks every field; each error names its field.
 func (c *Config) Validate() error {
 	return c.engineConfig.Validate()
+}
+
+// disabledResourceAttributes returns the resource attribute keys the
+// configuration turns off. The keys are read from the generated config's
+// mapstructure tags, so a resource attribute added to metadata.yaml can be
+// turned off without a change here.
+func (c *Config) disabledResourceAttributes() map[string]bool {
+	var off map[string]bool
+	v := reflect.ValueOf(c.ResourceAttributes)
+	for i := range v.NumField() {
+		rac, ok := v.Field(i).Interface().(metadata.ResourceAttributeConfig)
+		if ok && !rac.Enabled {
+			if off == nil {
+				off = make(map[string]bool)
+			}
+			off[v.Type().Field(i).Tag.Get("mapstructure")] = true
+		}
+	}
+	return off
 }

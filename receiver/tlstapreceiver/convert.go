@@ -18,6 +18,9 @@ type converter struct {
 	scopeVersion string
 	traces, logs bool // which signals to build
 	options      otelmap.Options
+	// dropResource holds the resource attributes turned off
+	// (resource_attributes: {<key>: {enabled: false}}).
+	dropResource map[string]bool
 	now          func() time.Time // observed timestamp of log records; nil = time.Now
 }
 
@@ -72,10 +75,20 @@ type group struct {
 // resource attributes are put once and copied: a copy skips the search for
 // an existing key that every Put makes.
 func newGroup(td ptrace.Traces, ld plog.Logs, c converter, resource otelmap.Attributes) group {
+	if len(c.dropResource) > 0 {
+		kept := make(otelmap.Attributes, 0, len(resource))
+		for _, kv := range resource {
+			if !c.dropResource[kv.Key] {
+				kept = append(kept, kv)
+			}
+		}
+		resource = kept
+	}
 	var g group
 	var built pcommon.Map
 	if c.traces {
 		rs := td.ResourceSpans().AppendEmpty()
+		rs.SetSchemaUrl(otelmap.SchemaURL)
 		built = rs.Resource().Attributes()
 		putAttributes(built, resource)
 		ss := rs.ScopeSpans().AppendEmpty()
@@ -85,6 +98,7 @@ func newGroup(td ptrace.Traces, ld plog.Logs, c converter, resource otelmap.Attr
 	}
 	if c.logs {
 		rl := ld.ResourceLogs().AppendEmpty()
+		rl.SetSchemaUrl(otelmap.SchemaURL)
 		if c.traces {
 			built.CopyTo(rl.Resource().Attributes())
 		} else {

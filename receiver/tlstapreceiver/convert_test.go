@@ -80,6 +80,7 @@ func TestConvertSpan(t *testing.T) {
 	assert.Equal(t, map[string]any{
 		"http.request.method":       "GET",
 		"url.full":                  "https://api.example.com/v1/x",
+		"url.scheme":                "https",
 		"server.address":            "api.example.com",
 		"server.port":               int64(443),
 		"network.peer.address":      "192.0.2.1",
@@ -186,6 +187,7 @@ func TestConvertResourceGrouping(t *testing.T) {
 
 	res := td.ResourceSpans().At(0).Resource().Attributes().AsRaw()
 	assert.Equal(t, map[string]any{
+		"service.name":            "unknown_service:curl",
 		"process.pid":             int64(10),
 		"process.parent_pid":      int64(1),
 		"process.creation.time":   "2025-11-25T11:59:00Z",
@@ -351,24 +353,26 @@ func TestConvertGolden(t *testing.T) {
 	wantTraces, wantLogs := ptrace.NewTraces(), plog.NewLogs()
 	resource := func(m pcommon.Map, pid int) {
 		if pid == 100 {
-			put(m, "process.pid", 100, "process.parent_pid", 1, "process.creation.time", "2025-11-25T11:59:00Z",
+			put(m, "service.name", "unknown_service:shop", "process.pid", 100, "process.parent_pid", 1, "process.creation.time", "2025-11-25T11:59:00Z",
 				"process.executable.name", "shop", "process.executable.path", "/usr/bin/shop",
 				"process.command_args", []string{"shop", "-p", "8443"}, "process.owner", "www",
 				"container.id", "c0ffee", "host.name", "box")
 		} else {
-			put(m, "process.pid", 200, "process.executable.name", "grpcc", "process.executable.path", "/opt/grpcc", "host.name", "box")
+			put(m, "service.name", "unknown_service:grpcc", "process.pid", 200, "process.executable.name", "grpcc", "process.executable.path", "/opt/grpcc", "host.name", "box")
 		}
 	}
 	var spans [2]ptrace.SpanSlice
 	var logs [2]plog.LogRecordSlice
 	for i, pid := range []int{100, 200} {
 		rs := wantTraces.ResourceSpans().AppendEmpty()
+		rs.SetSchemaUrl("https://opentelemetry.io/schemas/1.41.0")
 		resource(rs.Resource().Attributes(), pid)
 		ss := rs.ScopeSpans().AppendEmpty()
 		ss.Scope().SetName("github.com/tlstap/tlstap/receiver/tlstapreceiver")
 		ss.Scope().SetVersion("1.2.3")
 		spans[i] = ss.Spans()
 		rl := wantLogs.ResourceLogs().AppendEmpty()
+		rl.SetSchemaUrl("https://opentelemetry.io/schemas/1.41.0")
 		resource(rl.Resource().Attributes(), pid)
 		sl := rl.ScopeLogs().AppendEmpty()
 		sl.Scope().SetName("github.com/tlstap/tlstap/receiver/tlstapreceiver")
@@ -435,12 +439,12 @@ func TestConvertGolden(t *testing.T) {
 	s.SetEndTimestamp(pcommon.NewTimestampFromTime(ts1))
 	s.Status().SetCode(ptrace.StatusCodeError)
 	common = []any{
-		"http.request.method", "POST", "url.full", "http://svc:50051/grpc.health.v1.Health/Check",
+		"http.request.method", "POST", "url.full", "http://svc:50051/grpc.health.v1.Health/Check", "url.scheme", "http",
 		"server.address", "svc", "server.port", 50051, "network.peer.address", "2001:db8::2", "network.peer.port", 50051,
 		"network.protocol.name", "http", "network.protocol.version", "2", "network.transport", "tcp",
 		"http.response.status_code", 200, "http.request.body.size", 7, "http.response.body.size", 100,
-		"rpc.system", "grpc", "rpc.service", "grpc.health.v1.Health", "rpc.method", "Check", "rpc.grpc.status_code", 14,
-		"error.type", "14", "tlstap.flags", []string{"incomplete", "response_truncated"},
+		"rpc.system.name", "grpc", "rpc.method", "grpc.health.v1.Health/Check", "rpc.response.status_code", "UNAVAILABLE",
+		"error.type", "UNAVAILABLE", "tlstap.flags", []string{"incomplete", "response_truncated"},
 		"tlstap.tls.library", "go", "tlstap.connection.id", 11,
 	}
 	put(s.Attributes(), common...)
@@ -468,7 +472,7 @@ func TestConvertGolden(t *testing.T) {
 	s.Status().SetCode(ptrace.StatusCodeError)
 	s.Status().SetMessage("no_response")
 	common = []any{
-		"http.request.method", "GET", "url.full", "https://api.example.com/v1/x",
+		"http.request.method", "GET", "url.full", "https://api.example.com/v1/x", "url.scheme", "https",
 		"server.address", "api.example.com", "server.port", 443, "network.peer.address", "192.0.2.1", "network.peer.port", 443,
 		"network.protocol.name", "http", "network.protocol.version", "1.1", "network.transport", "tcp",
 		"http.request.body.size", 0, "error.type", "no_response", "tlstap.flags", []string{"no_response"},
@@ -510,14 +514,16 @@ func convertReference(batch []*exchange.Exchange, c converter) (ptrace.Traces, p
 	for _, ex := range batch {
 		key := otelmap.KeyOf(ex.Process)
 		if _, ok := spans[key]; !ok {
-			res := otelmap.Resource(ex.Process, c.hostName)
+			res := otelmap.Resource(ex.Process, c.hostName, c.options.ServiceNames)
 			rs := td.ResourceSpans().AppendEmpty()
+			rs.SetSchemaUrl(otelmap.SchemaURL)
 			putAttributes(rs.Resource().Attributes(), res)
 			ss := rs.ScopeSpans().AppendEmpty()
 			ss.Scope().SetName("github.com/tlstap/tlstap/receiver/tlstapreceiver")
 			ss.Scope().SetVersion(c.scopeVersion)
 			spans[key] = ss.Spans()
 			rl := ld.ResourceLogs().AppendEmpty()
+			rl.SetSchemaUrl(otelmap.SchemaURL)
 			putAttributes(rl.Resource().Attributes(), res)
 			sl := rl.ScopeLogs().AppendEmpty()
 			sl.Scope().SetName("github.com/tlstap/tlstap/receiver/tlstapreceiver")
@@ -636,4 +642,22 @@ func TestConvertMatchesNeutralForm(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A resource attribute turned off (resource_attributes: {process.command_args:
+// {enabled: false}}) is on neither the spans' nor the logs' resource.
+func TestConvertDisabledResourceAttribute(t *testing.T) {
+	c := testConverter()
+	c.dropResource = map[string]bool{"process.command_args": true, "host.name": true}
+	td, ld := convert([]*exchange.Exchange{testExchange(10, exchange.RoleClient, 200)}, c)
+	for _, res := range []pcommon.Map{td.ResourceSpans().At(0).Resource().Attributes(), ld.ResourceLogs().At(0).Resource().Attributes()} {
+		_, ok := res.Get("process.command_args")
+		assert.False(t, ok)
+		_, ok = res.Get("host.name")
+		assert.False(t, ok)
+		pid, ok := res.Get("process.pid")
+		assert.True(t, ok)
+		assert.Equal(t, int64(10), pid.Int())
+	}
+	assert.Equal(t, "https://opentelemetry.io/schemas/1.41.0", td.ResourceSpans().At(0).SchemaUrl())
 }

@@ -27,7 +27,10 @@ func newFactory(newEngine engineFactory) receiver.Factory {
 }
 
 func createDefaultConfig() component.Config {
-	return &Config{engineConfig: engine.DefaultConfig()}
+	return &Config{
+		engineConfig:       engine.DefaultConfig(),
+		ResourceAttributes: metadata.DefaultResourceAttributesConfig(),
+	}
 }
 
 // receivers holds one tlstapReceiver per component ID, so that the logs and

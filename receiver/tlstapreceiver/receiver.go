@@ -3,6 +3,7 @@ package tlstapreceiver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
@@ -60,6 +62,7 @@ type tlstapReceiver struct {
 	hostName  string
 	obsrecv   *receiverhelper.ObsReport
 	telemetry *metadata.TelemetryBuilder
+	statsReg  metric.Registration // the one callback feeding every tlstap metric
 	engine    captureEngine
 
 	mu         sync.Mutex
@@ -68,15 +71,16 @@ type tlstapReceiver struct {
 	started    bool
 	stopped    bool
 
-	host       component.Host
-	queue      chan *exchange.Exchange
-	stopping   chan struct{} // closed once the engine stopped calling the sink
-	drained    chan struct{} // closed when the conversion loop exited
-	ctx        context.Context
-	cancel     context.CancelFunc
-	failing    atomic.Bool   // the last consume failed (status reported)
-	dropped    atomic.Uint64 // exchanges that arrived after shutdown
-	mapOptions otelmap.Options
+	host         component.Host
+	queue        chan *exchange.Exchange
+	stopping     chan struct{} // closed once the engine stopped calling the sink
+	drained      chan struct{} // closed when the conversion loop exited
+	ctx          context.Context
+	cancel       context.CancelFunc
+	failing      atomic.Bool   // the last consume failed (status reported)
+	dropped      atomic.Uint64 // exchanges that arrived after shutdown
+	mapOptions   otelmap.Options
+	dropResource map[string]bool
 }
 
 func newReceiver(cfg *Config, set receiver.Settings, newEngine engineFactory) (*tlstapReceiver, error) {
@@ -108,6 +112,8 @@ func newReceiver(cfg *Config, set receiver.Settings, newEngine engineFactory) (*
 		r.cancel()
 		return nil, err
 	}
+	r.mapOptions.ServiceNames = cfg.ServiceNames
+	r.dropResource = cfg.disabledResourceAttributes()
 	if eng, ok := r.engine.(*engine.Engine); ok {
 		// The engine's policy already redacted what its configuration
 		// says (a user may have removed a header from the list); the
@@ -120,7 +126,7 @@ func newReceiver(cfg *Config, set receiver.Settings, newEngine engineFactory) (*
 		return nil, err
 	}
 	if err := r.registerStats(); err != nil {
-		r.telemetry.Shutdown()
+		r.unregisterStats()
 		r.cancel()
 		return nil, err
 	}
@@ -154,8 +160,9 @@ func (r *tlstapReceiver) Start(ctx context.Context, host component.Host) error {
 
 	go r.run()
 	if err := r.engine.Start(ctx); err != nil {
+		// No status report here: the collector reports a permanent error
+		// for a component whose Start fails.
 		r.stopLoop(ctx)
-		componentstatus.ReportStatus(host, componentstatus.NewPermanentErrorEvent(err))
 		return err
 	}
 	r.logger.Info("tlstap capture engine started",
@@ -187,7 +194,7 @@ func (r *tlstapReceiver) Shutdown(ctx context.Context) error {
 		r.stopLoop(ctx)
 	}
 	r.cancel()
-	r.telemetry.Shutdown()
+	r.unregisterStats()
 	if n := r.dropped.Load(); n > 0 {
 		r.logger.Warn("exchanges arrived after shutdown and were dropped", zap.Uint64("count", n))
 	}
@@ -281,6 +288,7 @@ func (r *tlstapReceiver) consume(batch []*exchange.Exchange) {
 		traces:       nextTraces != nil,
 		logs:         nextLogs != nil,
 		options:      r.mapOptions,
+		dropResource: r.dropResource,
 	})
 	var errs []error
 	if nextTraces != nil {
@@ -322,32 +330,80 @@ func (r *tlstapReceiver) reportConsume(err error, n int) {
 	}
 }
 
-// registerStats feeds the receiver's telemetry from Engine.Stats.
+// registerStats feeds the receiver's telemetry from Engine.Stats: one
+// callback for every instrument, so each collection takes one snapshot
+// (a consistent set of values, and one read of the kernel's per-CPU maps
+// instead of one per metric).
 func (r *tlstapReceiver) registerStats() error {
 	t := r.telemetry
-	stat := func(f func(engine.Stats) uint64) metric.Int64Callback {
-		return func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(f(r.engine.Stats())))
-			return nil
-		}
+	counters := []struct {
+		inst metric.Int64Observable
+		get  func(engine.Stats) uint64
+	}{
+		{t.TlstapExchangesEmitted, func(s engine.Stats) uint64 { return s.ExchangesEmitted }},
+		{t.TlstapExchangesIncomplete, func(s engine.Stats) uint64 { return s.ExchangesIncomplete }},
+		{t.TlstapBodiesTruncated, func(s engine.Stats) uint64 { return s.BodiesTruncated }},
+		{t.TlstapParseErrors, func(s engine.Stats) uint64 { return s.ParseErrors }},
+		{t.TlstapEventsRead, func(s engine.Stats) uint64 { return s.EventsRead }},
+		{t.TlstapEventsLost, func(s engine.Stats) uint64 { return s.EventsLost }},
+		{t.TlstapBytesLost, func(s engine.Stats) uint64 { return s.BytesLost }},
+		{t.TlstapBytesShed, func(s engine.Stats) uint64 { return s.BytesShed }},
+		{t.TlstapH2StreamsDropped, func(s engine.Stats) uint64 { return s.H2StreamsDropped }},
+		{t.TlstapStreamGaps, func(s engine.Stats) uint64 { return s.StreamGaps }},
+		{t.TlstapProbesAttached, func(s engine.Stats) uint64 { return s.ProbesAttached }},
+		{t.TlstapAttachErrors, func(s engine.Stats) uint64 { return s.AttachErrors }},
+		{t.TlstapConnectionsTracked, func(s engine.Stats) uint64 { return s.ConnsTracked }},
+		{t.TlstapConnectionsEvicted, func(s engine.Stats) uint64 { return s.ConnsEvicted }},
+		{t.TlstapDiscoveryDropped, func(s engine.Stats) uint64 { return s.DiscoveryDropped }},
+		{t.TlstapControlEventsLost, func(s engine.Stats) uint64 { return s.ControlEventsLost }},
+		{t.TlstapBadRecords, func(s engine.Stats) uint64 { return s.BadRecords }},
+		{t.TlstapFilesSkipped, func(s engine.Stats) uint64 { return s.FilesSkipped }},
+		{t.TlstapExchangesSampledOut, func(s engine.Stats) uint64 { return s.Policy.SampledOut }},
+		{t.TlstapUprobeLinks, func(s engine.Stats) uint64 { return s.UprobeLinks }},
+		{t.TlstapSecretsRedacted, func(s engine.Stats) uint64 { return s.Policy.FieldsRedacted + s.Policy.SecretValuesRedacted }},
+		{t.TlstapBodiesNotInspected, func(s engine.Stats) uint64 { return s.Policy.BodiesNotInspected }},
+		{t.TlstapExecsGated, func(s engine.Stats) uint64 { return s.ExecsGated }},
+		{t.TlstapExecsAllowedOnTimeout, func(s engine.Stats) uint64 { return s.ExecsAllowedOnTimeout }},
+		{t.TlstapExecAnalysisFailures, func(s engine.Stats) uint64 { return s.ExecAnalysisFailures }},
+		{t.TlstapExecsUngated, func(s engine.Stats) uint64 { return s.ExecsUngated }},
+		{t.TlstapExecGateErrors, func(s engine.Stats) uint64 { return s.ExecGateErrors }},
 	}
-	return errors.Join(
-		t.RegisterTlstapExchangesEmittedCallback(stat(func(s engine.Stats) uint64 { return s.ExchangesEmitted })),
-		t.RegisterTlstapExchangesIncompleteCallback(stat(func(s engine.Stats) uint64 { return s.ExchangesIncomplete })),
-		t.RegisterTlstapBodiesTruncatedCallback(stat(func(s engine.Stats) uint64 { return s.BodiesTruncated })),
-		t.RegisterTlstapParseErrorsCallback(stat(func(s engine.Stats) uint64 { return s.ParseErrors })),
-		t.RegisterTlstapEventsReadCallback(stat(func(s engine.Stats) uint64 { return s.EventsRead })),
-		t.RegisterTlstapEventsLostCallback(stat(func(s engine.Stats) uint64 { return s.EventsLost })),
-		t.RegisterTlstapBytesLostCallback(stat(func(s engine.Stats) uint64 { return s.BytesLost })),
-		t.RegisterTlstapBytesShedCallback(stat(func(s engine.Stats) uint64 { return s.BytesShed })),
-		t.RegisterTlstapH2StreamsDroppedCallback(stat(func(s engine.Stats) uint64 { return s.H2StreamsDropped })),
-		t.RegisterTlstapStreamGapsCallback(stat(func(s engine.Stats) uint64 { return s.StreamGaps })),
-		t.RegisterTlstapProbesAttachedCallback(stat(func(s engine.Stats) uint64 { return s.ProbesAttached })),
-		t.RegisterTlstapAttachErrorsCallback(stat(func(s engine.Stats) uint64 { return s.AttachErrors })),
-		t.RegisterTlstapConnectionsTrackedCallback(stat(func(s engine.Stats) uint64 { return s.ConnsTracked })),
-		t.RegisterTlstapConnectionsEvictedCallback(stat(func(s engine.Stats) uint64 { return s.ConnsEvicted })),
-		t.RegisterTlstapDiscoveryDroppedCallback(stat(func(s engine.Stats) uint64 { return s.DiscoveryDropped })),
-		t.RegisterTlstapControlEventsLostCallback(stat(func(s engine.Stats) uint64 { return s.ControlEventsLost })),
-		t.RegisterTlstapBadRecordsCallback(stat(func(s engine.Stats) uint64 { return s.BadRecords })),
-	)
+	insts := []metric.Observable{t.TlstapExchangesFiltered, t.TlstapRedactions, t.TlstapPiiExchanges}
+	for _, c := range counters {
+		insts = append(insts, c.inst)
+	}
+	reg, err := metadata.Meter(r.settings.TelemetrySettings).RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		s := r.engine.Stats()
+		for _, c := range counters {
+			o.ObserveInt64(c.inst, int64(c.get(s)))
+		}
+		for reason, n := range s.Policy.Filtered {
+			o.ObserveInt64(t.TlstapExchangesFiltered, int64(n), metric.WithAttributes(attribute.String("reason", reason)))
+		}
+		for kind, n := range map[string]uint64{
+			"header":          s.Policy.HeadersRedacted,
+			"query_parameter": s.Policy.QueryParametersRedacted,
+			"url_credentials": s.Policy.URLCredentialsRedacted,
+			"body_match":      s.Policy.BodyMatchesRedacted,
+		} {
+			o.ObserveInt64(t.TlstapRedactions, int64(n), metric.WithAttributes(attribute.String("kind", kind)))
+		}
+		for _, kind := range policy.PIIKinds() {
+			o.ObserveInt64(t.TlstapPiiExchanges, int64(s.Policy.PII[kind]), metric.WithAttributes(attribute.String("pii_kind", kind)))
+		}
+		return nil
+	}, insts...)
+	if err != nil {
+		return fmt.Errorf("register tlstap metrics: %w", err)
+	}
+	r.statsReg = reg
+	return nil
+}
+
+// unregisterStats ends the metrics callback (with the telemetry builder's).
+func (r *tlstapReceiver) unregisterStats() {
+	if r.statsReg != nil {
+		_ = r.statsReg.Unregister()
+	}
+	r.telemetry.Shutdown()
 }

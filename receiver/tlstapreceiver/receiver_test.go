@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,12 +18,14 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 	"go.uber.org/zap"
 
 	"github.com/tlstap/tlstap/internal/engine"
 	"github.com/tlstap/tlstap/internal/exchange"
+	"github.com/tlstap/tlstap/internal/policy"
 	"github.com/tlstap/tlstap/receiver/tlstapreceiver/internal/metadata"
 	"github.com/tlstap/tlstap/receiver/tlstapreceiver/internal/metadatatest"
 )
@@ -44,6 +47,8 @@ type fakeEngine struct {
 	cfg   engine.Config
 	sink  engine.Sink
 	stats engine.Stats
+	// statsCalls counts Stats snapshots: one per metrics collection.
+	statsCalls atomic.Int64
 }
 
 func (f *fakeEngines) factory() engineFactory {
@@ -88,7 +93,10 @@ func (e *fakeEngine) Shutdown(context.Context) error {
 	return nil
 }
 
-func (e *fakeEngine) Stats() engine.Stats { return e.stats }
+func (e *fakeEngine) Stats() engine.Stats {
+	e.statsCalls.Add(1)
+	return e.stats
+}
 
 // statusHost records the status events reported to it.
 type statusHost struct {
@@ -217,8 +225,10 @@ func TestStartError(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, fakes.startErr, err, "the engine's error is returned as is")
 	assert.Equal(t, fakes.startErr, tr.Start(context.Background(), host2), "the second pipeline sees the same error")
-	assert.Equal(t, []componentstatus.Status{componentstatus.StatusPermanentError}, host1.statuses())
-	assert.Equal(t, []componentstatus.Status{componentstatus.StatusPermanentError}, host2.statuses(), "replayed to later hosts")
+	// The collector reports the permanent error of a component whose Start
+	// fails; a report of the receiver's own would be the same event twice.
+	assert.Empty(t, host1.statuses())
+	assert.Empty(t, host2.statuses())
 
 	require.NoError(t, lr.Shutdown(context.Background()))
 	require.NoError(t, tr.Shutdown(context.Background()))
@@ -300,6 +310,14 @@ func TestTelemetry(t *testing.T) {
 		ExchangesEmitted: 7, ExchangesIncomplete: 1, BodiesTruncated: 2, ParseErrors: 3, EventsRead: 100,
 		EventsLost: 4, BytesLost: 4096, BytesShed: 2048, StreamGaps: 5, ProbesAttached: 12, AttachErrors: 6,
 		ConnsTracked: 9, ConnsEvicted: 8, DiscoveryDropped: 10, ControlEventsLost: 11, BadRecords: 13, H2StreamsDropped: 14,
+		UprobeLinks: 30, FilesSkipped: 15,
+		Policy: policy.Stats{
+			SampledOut: 16, Filtered: map[string]uint64{"host": 17, "path": 18},
+			HeadersRedacted: 19, QueryParametersRedacted: 20, URLCredentialsRedacted: 21, BodyMatchesRedacted: 22,
+			FieldsRedacted: 23, SecretValuesRedacted: 24, BodiesNotInspected: 25,
+			PII: map[string]uint64{"email": 26, "iban": 27, "payment_card": 28, "phone": 29},
+		},
+		ExecsGated: 32, ExecsAllowedOnTimeout: 33, ExecAnalysisFailures: 34, ExecsUngated: 35, ExecGateErrors: 36,
 	}
 	e.sink(testExchange(1, exchange.RoleClient, 200))
 	e.sink(testExchange(1, exchange.RoleClient, 200))
@@ -324,6 +342,36 @@ func TestTelemetry(t *testing.T) {
 	metadatatest.AssertEqualTlstapControlEventsLost(t, tt, dp(11), opts...)
 	metadatatest.AssertEqualTlstapBadRecords(t, tt, dp(13), opts...)
 	metadatatest.AssertEqualTlstapH2StreamsDropped(t, tt, dp(14), opts...)
+	metadatatest.AssertEqualTlstapUprobeLinks(t, tt, dp(30), opts...)
+	metadatatest.AssertEqualTlstapSecretsRedacted(t, tt, dp(23+24), opts...)
+	metadatatest.AssertEqualTlstapBodiesNotInspected(t, tt, dp(25), opts...)
+	metadatatest.AssertEqualTlstapFilesSkipped(t, tt, dp(15), opts...)
+	metadatatest.AssertEqualTlstapExchangesSampledOut(t, tt, dp(16), opts...)
+	attr := func(k, v string, n int64) metricdata.DataPoint[int64] {
+		return metricdata.DataPoint[int64]{Value: n, Attributes: attribute.NewSet(attribute.String(k, v))}
+	}
+	metadatatest.AssertEqualTlstapPiiExchanges(t, tt, []metricdata.DataPoint[int64]{
+		attr("pii_kind", "email", 26), attr("pii_kind", "iban", 27), attr("pii_kind", "payment_card", 28), attr("pii_kind", "phone", 29),
+	}, opts...)
+	metadatatest.AssertEqualTlstapExchangesFiltered(t, tt, []metricdata.DataPoint[int64]{attr("reason", "host", 17), attr("reason", "path", 18)},
+		opts...)
+	metadatatest.AssertEqualTlstapRedactions(t, tt, []metricdata.DataPoint[int64]{
+		attr("kind", "header", 19), attr("kind", "query_parameter", 20), attr("kind", "url_credentials", 21), attr("kind", "body_match", 22),
+	}, opts...)
+
+	// One engine snapshot per collection, not one per metric.
+	before := e.statsCalls.Load()
+	if _, err := tt.GetMetric("otelcol_tlstap_events_lost"); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.statsCalls.Load() - before; n != 1 {
+		t.Errorf("one collection took %d Stats snapshots, want 1", n)
+	}
+	metadatatest.AssertEqualTlstapExecsGated(t, tt, dp(32), opts...)
+	metadatatest.AssertEqualTlstapExecsAllowedOnTimeout(t, tt, dp(33), opts...)
+	metadatatest.AssertEqualTlstapExecAnalysisFailures(t, tt, dp(34), opts...)
+	metadatatest.AssertEqualTlstapExecsUngated(t, tt, dp(35), opts...)
+	metadatatest.AssertEqualTlstapExecGateErrors(t, tt, dp(36), opts...)
 
 	// The receive operations are reported through receiverhelper.ObsReport.
 	got, err := tt.GetMetric("otelcol_receiver_accepted_spans")

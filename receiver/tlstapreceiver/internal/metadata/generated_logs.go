@@ -3,18 +3,73 @@
 package metadata
 
 import (
+	"context"
+
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/filter"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver"
+	conventions "go.opentelemetry.io/otel/semconv/v1.41.0"
+	"go.opentelemetry.io/otel/trace"
 )
+
+type eventTlstapHTTPExchange struct {
+	data   plog.LogRecordSlice // data buffer for generated log records.
+	config EventConfig         // event config provided by user.
+}
+
+func (e *eventTlstapHTTPExchange) recordEvent(ctx context.Context, timestamp pcommon.Timestamp, errorTypeAttributeValue string, httpRequestMethodAttributeValue string, httpResponseStatusCodeAttributeValue int64, rpcMethodAttributeValue string, rpcResponseStatusCodeAttributeValue string, rpcSystemNameAttributeValue string, serverAddressAttributeValue string, serverPortAttributeValue int64, urlFullAttributeValue string, urlPathAttributeValue string, urlSchemeAttributeValue string) {
+	if !e.config.Enabled {
+		return
+	}
+	dp := e.data.AppendEmpty()
+	dp.SetEventName("tlstap.http.exchange")
+	dp.SetTimestamp(timestamp)
+
+	if span := trace.SpanContextFromContext(ctx); span.IsValid() {
+		dp.SetTraceID(pcommon.TraceID(span.TraceID()))
+		dp.SetSpanID(pcommon.SpanID(span.SpanID()))
+	}
+	dp.Attributes().PutStr("error.type", errorTypeAttributeValue)
+	dp.Attributes().PutStr("http.request.method", httpRequestMethodAttributeValue)
+	dp.Attributes().PutInt("http.response.status_code", httpResponseStatusCodeAttributeValue)
+	dp.Attributes().PutStr("rpc.method", rpcMethodAttributeValue)
+	dp.Attributes().PutStr("rpc.response.status_code", rpcResponseStatusCodeAttributeValue)
+	dp.Attributes().PutStr("rpc.system.name", rpcSystemNameAttributeValue)
+	dp.Attributes().PutStr("server.address", serverAddressAttributeValue)
+	dp.Attributes().PutInt("server.port", serverPortAttributeValue)
+	dp.Attributes().PutStr("url.full", urlFullAttributeValue)
+	dp.Attributes().PutStr("url.path", urlPathAttributeValue)
+	dp.Attributes().PutStr("url.scheme", urlSchemeAttributeValue)
+
+}
+
+// emit appends recorded event data to a events slice and prepares it for recording another set of log records.
+func (e *eventTlstapHTTPExchange) emit(lrs plog.LogRecordSlice) {
+	if e.config.Enabled && e.data.Len() > 0 {
+		e.data.MoveAndAppendTo(lrs)
+	}
+}
+
+func newEventTlstapHTTPExchange(cfg EventConfig) eventTlstapHTTPExchange {
+	e := eventTlstapHTTPExchange{config: cfg}
+	if cfg.Enabled {
+		e.data = plog.NewLogRecordSlice()
+	}
+	return e
+}
 
 // LogsBuilder provides an interface for scrapers to report logs while taking care of all the transformations
 // required to produce log representation defined in metadata and user config.
 type LogsBuilder struct {
-	logsBuffer       plog.Logs
-	logRecordsBuffer plog.LogRecordSlice
-	buildInfo        component.BuildInfo // contains version information.
+	config                         LogsBuilderConfig // config of the logs builder.
+	logsBuffer                     plog.Logs
+	logRecordsBuffer               plog.LogRecordSlice
+	buildInfo                      component.BuildInfo // contains version information.
+	resourceAttributeIncludeFilter map[string]filter.Filter
+	resourceAttributeExcludeFilter map[string]filter.Filter
+	eventTlstapHTTPExchange        eventTlstapHTTPExchange
 }
 
 // LogBuilderOption applies changes to default logs builder.
@@ -22,14 +77,89 @@ type LogBuilderOption interface {
 	apply(*LogsBuilder)
 }
 
-func NewLogsBuilder(settings receiver.Settings) *LogsBuilder {
+func NewLogsBuilder(lbc LogsBuilderConfig, settings receiver.Settings) *LogsBuilder {
 	lb := &LogsBuilder{
-		logsBuffer:       plog.NewLogs(),
-		logRecordsBuffer: plog.NewLogRecordSlice(),
-		buildInfo:        settings.BuildInfo,
+		config:                         lbc,
+		logsBuffer:                     plog.NewLogs(),
+		logRecordsBuffer:               plog.NewLogRecordSlice(),
+		buildInfo:                      settings.BuildInfo,
+		eventTlstapHTTPExchange:        newEventTlstapHTTPExchange(lbc.Events.TlstapHTTPExchange),
+		resourceAttributeIncludeFilter: make(map[string]filter.Filter),
+		resourceAttributeExcludeFilter: make(map[string]filter.Filter),
+	}
+	if lbc.ResourceAttributes.ContainerID.EventsInclude != nil {
+		lb.resourceAttributeIncludeFilter["container.id"] = filter.CreateFilter(lbc.ResourceAttributes.ContainerID.EventsInclude)
+	}
+	if lbc.ResourceAttributes.ContainerID.EventsExclude != nil {
+		lb.resourceAttributeExcludeFilter["container.id"] = filter.CreateFilter(lbc.ResourceAttributes.ContainerID.EventsExclude)
+	}
+	if lbc.ResourceAttributes.HostName.EventsInclude != nil {
+		lb.resourceAttributeIncludeFilter["host.name"] = filter.CreateFilter(lbc.ResourceAttributes.HostName.EventsInclude)
+	}
+	if lbc.ResourceAttributes.HostName.EventsExclude != nil {
+		lb.resourceAttributeExcludeFilter["host.name"] = filter.CreateFilter(lbc.ResourceAttributes.HostName.EventsExclude)
+	}
+	if lbc.ResourceAttributes.ProcessCommandArgs.EventsInclude != nil {
+		lb.resourceAttributeIncludeFilter["process.command_args"] = filter.CreateFilter(lbc.ResourceAttributes.ProcessCommandArgs.EventsInclude)
+	}
+	if lbc.ResourceAttributes.ProcessCommandArgs.EventsExclude != nil {
+		lb.resourceAttributeExcludeFilter["process.command_args"] = filter.CreateFilter(lbc.ResourceAttributes.ProcessCommandArgs.EventsExclude)
+	}
+	if lbc.ResourceAttributes.ProcessCreationTime.EventsInclude != nil {
+		lb.resourceAttributeIncludeFilter["process.creation.time"] = filter.CreateFilter(lbc.ResourceAttributes.ProcessCreationTime.EventsInclude)
+	}
+	if lbc.ResourceAttributes.ProcessCreationTime.EventsExclude != nil {
+		lb.resourceAttributeExcludeFilter["process.creation.time"] = filter.CreateFilter(lbc.ResourceAttributes.ProcessCreationTime.EventsExclude)
+	}
+	if lbc.ResourceAttributes.ProcessExecutableName.EventsInclude != nil {
+		lb.resourceAttributeIncludeFilter["process.executable.name"] = filter.CreateFilter(lbc.ResourceAttributes.ProcessExecutableName.EventsInclude)
+	}
+	if lbc.ResourceAttributes.ProcessExecutableName.EventsExclude != nil {
+		lb.resourceAttributeExcludeFilter["process.executable.name"] = filter.CreateFilter(lbc.ResourceAttributes.ProcessExecutableName.EventsExclude)
+	}
+	if lbc.ResourceAttributes.ProcessExecutablePath.EventsInclude != nil {
+		lb.resourceAttributeIncludeFilter["process.executable.path"] = filter.CreateFilter(lbc.ResourceAttributes.ProcessExecutablePath.EventsInclude)
+	}
+	if lbc.ResourceAttributes.ProcessExecutablePath.EventsExclude != nil {
+		lb.resourceAttributeExcludeFilter["process.executable.path"] = filter.CreateFilter(lbc.ResourceAttributes.ProcessExecutablePath.EventsExclude)
+	}
+	if lbc.ResourceAttributes.ProcessOwner.EventsInclude != nil {
+		lb.resourceAttributeIncludeFilter["process.owner"] = filter.CreateFilter(lbc.ResourceAttributes.ProcessOwner.EventsInclude)
+	}
+	if lbc.ResourceAttributes.ProcessOwner.EventsExclude != nil {
+		lb.resourceAttributeExcludeFilter["process.owner"] = filter.CreateFilter(lbc.ResourceAttributes.ProcessOwner.EventsExclude)
+	}
+	if lbc.ResourceAttributes.ProcessParentPid.EventsInclude != nil {
+		lb.resourceAttributeIncludeFilter["process.parent_pid"] = filter.CreateFilter(lbc.ResourceAttributes.ProcessParentPid.EventsInclude)
+	}
+	if lbc.ResourceAttributes.ProcessParentPid.EventsExclude != nil {
+		lb.resourceAttributeExcludeFilter["process.parent_pid"] = filter.CreateFilter(lbc.ResourceAttributes.ProcessParentPid.EventsExclude)
+	}
+	if lbc.ResourceAttributes.ProcessPid.EventsInclude != nil {
+		lb.resourceAttributeIncludeFilter["process.pid"] = filter.CreateFilter(lbc.ResourceAttributes.ProcessPid.EventsInclude)
+	}
+	if lbc.ResourceAttributes.ProcessPid.EventsExclude != nil {
+		lb.resourceAttributeExcludeFilter["process.pid"] = filter.CreateFilter(lbc.ResourceAttributes.ProcessPid.EventsExclude)
+	}
+	if lbc.ResourceAttributes.ProcessUserID.EventsInclude != nil {
+		lb.resourceAttributeIncludeFilter["process.user.id"] = filter.CreateFilter(lbc.ResourceAttributes.ProcessUserID.EventsInclude)
+	}
+	if lbc.ResourceAttributes.ProcessUserID.EventsExclude != nil {
+		lb.resourceAttributeExcludeFilter["process.user.id"] = filter.CreateFilter(lbc.ResourceAttributes.ProcessUserID.EventsExclude)
+	}
+	if lbc.ResourceAttributes.ServiceName.EventsInclude != nil {
+		lb.resourceAttributeIncludeFilter["service.name"] = filter.CreateFilter(lbc.ResourceAttributes.ServiceName.EventsInclude)
+	}
+	if lbc.ResourceAttributes.ServiceName.EventsExclude != nil {
+		lb.resourceAttributeExcludeFilter["service.name"] = filter.CreateFilter(lbc.ResourceAttributes.ServiceName.EventsExclude)
 	}
 
 	return lb
+}
+
+// NewResourceBuilder returns a new resource builder that should be used to build a resource associated with for the emitted logs.
+func (lb *LogsBuilder) NewResourceBuilder() *ResourceBuilder {
+	return NewResourceBuilder(lb.config.ResourceAttributes)
 }
 
 // ResourceLogsOption applies changes to provided resource logs.
@@ -63,9 +193,11 @@ func (lb *LogsBuilder) AppendLogRecord(lr plog.LogRecord) {
 // Resource attributes should be provided as ResourceLogsOption arguments.
 func (lb *LogsBuilder) EmitForResource(options ...ResourceLogsOption) {
 	rl := plog.NewResourceLogs()
+	rl.SetSchemaUrl(conventions.SchemaURL)
 	ils := rl.ScopeLogs().AppendEmpty()
 	ils.Scope().SetName(ScopeName)
 	ils.Scope().SetVersion(lb.buildInfo.Version)
+	lb.eventTlstapHTTPExchange.emit(ils.LogRecords())
 
 	for _, op := range options {
 		op.apply(rl)
@@ -74,6 +206,17 @@ func (lb *LogsBuilder) EmitForResource(options ...ResourceLogsOption) {
 	if lb.logRecordsBuffer.Len() > 0 {
 		lb.logRecordsBuffer.MoveAndAppendTo(ils.LogRecords())
 		lb.logRecordsBuffer = plog.NewLogRecordSlice()
+	}
+
+	for attr, filter := range lb.resourceAttributeIncludeFilter {
+		if val, ok := rl.Resource().Attributes().Get(attr); ok && !filter.Matches(val.AsString()) {
+			return
+		}
+	}
+	for attr, filter := range lb.resourceAttributeExcludeFilter {
+		if val, ok := rl.Resource().Attributes().Get(attr); ok && filter.Matches(val.AsString()) {
+			return
+		}
 	}
 
 	if ils.LogRecords().Len() > 0 {
@@ -89,4 +232,9 @@ func (lb *LogsBuilder) Emit(options ...ResourceLogsOption) plog.Logs {
 	logs := lb.logsBuffer
 	lb.logsBuffer = plog.NewLogs()
 	return logs
+}
+
+// RecordTlstapHTTPExchangeEvent adds a log record of tlstap.http.exchange event.
+func (lb *LogsBuilder) RecordTlstapHTTPExchangeEvent(ctx context.Context, timestamp pcommon.Timestamp, errorTypeAttributeValue string, httpRequestMethodAttributeValue string, httpResponseStatusCodeAttributeValue int64, rpcMethodAttributeValue string, rpcResponseStatusCodeAttributeValue string, rpcSystemNameAttributeValue string, serverAddressAttributeValue string, serverPortAttributeValue int64, urlFullAttributeValue string, urlPathAttributeValue string, urlSchemeAttributeValue string) {
+	lb.eventTlstapHTTPExchange.recordEvent(ctx, timestamp, errorTypeAttributeValue, httpRequestMethodAttributeValue, httpResponseStatusCodeAttributeValue, rpcMethodAttributeValue, rpcResponseStatusCodeAttributeValue, rpcSystemNameAttributeValue, serverAddressAttributeValue, serverPortAttributeValue, urlFullAttributeValue, urlPathAttributeValue, urlSchemeAttributeValue)
 }

@@ -3,23 +3,46 @@
 package metadata
 
 import (
+	"context"
+	"testing"
+	"time"
+
 	"github.com/stretchr/testify/assert"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
-	"testing"
-	"time"
+)
+
+type eventsTestDataSet int
+
+const (
+	eventTestDataSetDefault eventsTestDataSet = iota
+	eventTestDataSetAll
+	eventTestDataSetNone
 )
 
 func TestLogsBuilderAppendLogRecord(t *testing.T) {
 	observedZapCore, _ := observer.New(zap.WarnLevel)
 	settings := receivertest.NewNopSettings(receivertest.NopType)
 	settings.Logger = zap.New(observedZapCore)
-	lb := NewLogsBuilder(settings)
+	lb := NewLogsBuilder(loadLogsBuilderConfig(t, "all_set"), settings)
 
-	res := pcommon.NewResource()
+	rb := lb.NewResourceBuilder()
+	rb.SetContainerID("container.id-val")
+	rb.SetHostName("host.name-val")
+	rb.SetProcessCommandArgs([]any{"process.command_args-item1", "process.command_args-item2"})
+	rb.SetProcessCreationTime("process.creation.time-val")
+	rb.SetProcessExecutableName("process.executable.name-val")
+	rb.SetProcessExecutablePath("process.executable.path-val")
+	rb.SetProcessOwner("process.owner-val")
+	rb.SetProcessParentPid(18)
+	rb.SetProcessPid(11)
+	rb.SetProcessUserID(15)
+	rb.SetServiceName("service.name-val")
+	res := rb.Emit()
 
 	// append the first log record
 	lr := plog.NewLogRecord()
@@ -61,4 +84,139 @@ func TestLogsBuilderAppendLogRecord(t *testing.T) {
 
 	assert.Equal(t, pcommon.ValueTypeStr, sl.LogRecords().At(1).Body().Type())
 	assert.Equal(t, "the second log record", sl.LogRecords().At(1).Body().Str())
+}
+func TestLogsBuilder(t *testing.T) {
+	tests := []struct {
+		name        string
+		eventsSet   eventsTestDataSet
+		resAttrsSet eventsTestDataSet
+		expectEmpty bool
+	}{
+		{
+			name: "default",
+		},
+		{
+			name:        "all_set",
+			eventsSet:   eventTestDataSetAll,
+			resAttrsSet: eventTestDataSetAll,
+		},
+		{
+			name:        "none_set",
+			eventsSet:   eventTestDataSetNone,
+			resAttrsSet: eventTestDataSetNone,
+			expectEmpty: true,
+		},
+		{
+			name:        "filter_set_include",
+			resAttrsSet: eventTestDataSetAll,
+		},
+		{
+			name:        "filter_set_exclude",
+			resAttrsSet: eventTestDataSetAll,
+			expectEmpty: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			timestamp := pcommon.Timestamp(1_000_001_000)
+			traceID := [16]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+			spanID := [8]byte{0, 1, 2, 3, 4, 5, 6, 7}
+			ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+				TraceID:    trace.TraceID(traceID),
+				SpanID:     trace.SpanID(spanID),
+				TraceFlags: trace.FlagsSampled,
+			}))
+			observedZapCore, observedLogs := observer.New(zap.WarnLevel)
+			settings := receivertest.NewNopSettings(receivertest.NopType)
+			settings.Logger = zap.New(observedZapCore)
+			lb := NewLogsBuilder(loadLogsBuilderConfig(t, tt.name), settings)
+
+			expectedWarnings := 0
+
+			assert.Equal(t, expectedWarnings, observedLogs.Len())
+
+			defaultEventsCount := 0
+			allEventsCount := 0
+			defaultEventsCount++
+			allEventsCount++
+			lb.RecordTlstapHTTPExchangeEvent(ctx, timestamp, "error.type-val", "http.request.method-val", 25, "rpc.method-val", "rpc.response.status_code-val", "rpc.system.name-val", "server.address-val", 11, "url.full-val", "url.path-val", "url.scheme-val")
+
+			rb := lb.NewResourceBuilder()
+			rb.SetContainerID("container.id-val")
+			rb.SetHostName("host.name-val")
+			rb.SetProcessCommandArgs([]any{"process.command_args-item1", "process.command_args-item2"})
+			rb.SetProcessCreationTime("process.creation.time-val")
+			rb.SetProcessExecutableName("process.executable.name-val")
+			rb.SetProcessExecutablePath("process.executable.path-val")
+			rb.SetProcessOwner("process.owner-val")
+			rb.SetProcessParentPid(18)
+			rb.SetProcessPid(11)
+			rb.SetProcessUserID(15)
+			rb.SetServiceName("service.name-val")
+			res := rb.Emit()
+			logs := lb.Emit(WithLogsResource(res))
+
+			if tt.expectEmpty || ((tt.name == "default" || tt.name == "filter_set_include") && defaultEventsCount == 0) {
+				assert.Equal(t, 0, logs.ResourceLogs().Len())
+				return
+			}
+
+			assert.Equal(t, 1, logs.ResourceLogs().Len())
+			rl := logs.ResourceLogs().At(0)
+			assert.Equal(t, res, rl.Resource())
+			assert.Equal(t, 1, rl.ScopeLogs().Len())
+			lrs := rl.ScopeLogs().At(0).LogRecords()
+			if tt.eventsSet == eventTestDataSetDefault {
+				assert.Equal(t, defaultEventsCount, lrs.Len())
+			}
+			if tt.eventsSet == eventTestDataSetAll {
+				assert.Equal(t, allEventsCount, lrs.Len())
+			}
+			validatedEvents := make(map[string]bool)
+			for i := 0; i < lrs.Len(); i++ {
+				switch lrs.At(i).EventName() {
+				case "tlstap.http.exchange":
+					assert.False(t, validatedEvents["tlstap.http.exchange"], "Found a duplicate in the events slice: tlstap.http.exchange")
+					validatedEvents["tlstap.http.exchange"] = true
+					lr := lrs.At(i)
+					assert.Equal(t, timestamp, lr.Timestamp())
+					assert.Equal(t, pcommon.TraceID(traceID), lr.TraceID())
+					assert.Equal(t, pcommon.SpanID(spanID), lr.SpanID())
+					attrVal, ok := lr.Attributes().Get("error.type")
+					assert.True(t, ok)
+					assert.Equal(t, "error.type-val", attrVal.Str())
+					attrVal, ok = lr.Attributes().Get("http.request.method")
+					assert.True(t, ok)
+					assert.Equal(t, "http.request.method-val", attrVal.Str())
+					attrVal, ok = lr.Attributes().Get("http.response.status_code")
+					assert.True(t, ok)
+					assert.EqualValues(t, 25, attrVal.Int())
+					attrVal, ok = lr.Attributes().Get("rpc.method")
+					assert.True(t, ok)
+					assert.Equal(t, "rpc.method-val", attrVal.Str())
+					attrVal, ok = lr.Attributes().Get("rpc.response.status_code")
+					assert.True(t, ok)
+					assert.Equal(t, "rpc.response.status_code-val", attrVal.Str())
+					attrVal, ok = lr.Attributes().Get("rpc.system.name")
+					assert.True(t, ok)
+					assert.Equal(t, "rpc.system.name-val", attrVal.Str())
+					attrVal, ok = lr.Attributes().Get("server.address")
+					assert.True(t, ok)
+					assert.Equal(t, "server.address-val", attrVal.Str())
+					attrVal, ok = lr.Attributes().Get("server.port")
+					assert.True(t, ok)
+					assert.EqualValues(t, 11, attrVal.Int())
+					attrVal, ok = lr.Attributes().Get("url.full")
+					assert.True(t, ok)
+					assert.Equal(t, "url.full-val", attrVal.Str())
+					attrVal, ok = lr.Attributes().Get("url.path")
+					assert.True(t, ok)
+					assert.Equal(t, "url.path-val", attrVal.Str())
+					attrVal, ok = lr.Attributes().Get("url.scheme")
+					assert.True(t, ok)
+					assert.Equal(t, "url.scheme-val", attrVal.Str())
+				}
+			}
+		})
+	}
 }

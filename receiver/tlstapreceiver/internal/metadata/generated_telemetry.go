@@ -25,26 +25,39 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                     metric.Meter
-	mu                        sync.Mutex
-	registrations             []metric.Registration
-	TlstapAttachErrors        metric.Int64ObservableCounter
-	TlstapBadRecords          metric.Int64ObservableCounter
-	TlstapBodiesTruncated     metric.Int64ObservableCounter
-	TlstapBytesLost           metric.Int64ObservableCounter
-	TlstapBytesShed           metric.Int64ObservableCounter
-	TlstapConnectionsEvicted  metric.Int64ObservableCounter
-	TlstapConnectionsTracked  metric.Int64ObservableGauge
-	TlstapControlEventsLost   metric.Int64ObservableCounter
-	TlstapDiscoveryDropped    metric.Int64ObservableCounter
-	TlstapEventsLost          metric.Int64ObservableCounter
-	TlstapEventsRead          metric.Int64ObservableCounter
-	TlstapExchangesEmitted    metric.Int64ObservableCounter
-	TlstapExchangesIncomplete metric.Int64ObservableCounter
-	TlstapH2StreamsDropped    metric.Int64ObservableCounter
-	TlstapParseErrors         metric.Int64ObservableCounter
-	TlstapProbesAttached      metric.Int64ObservableGauge
-	TlstapStreamGaps          metric.Int64ObservableCounter
+	meter                       metric.Meter
+	mu                          sync.Mutex
+	registrations               []metric.Registration
+	TlstapAttachErrors          metric.Int64ObservableCounter
+	TlstapBadRecords            metric.Int64ObservableCounter
+	TlstapBodiesNotInspected    metric.Int64ObservableCounter
+	TlstapBodiesTruncated       metric.Int64ObservableCounter
+	TlstapBytesLost             metric.Int64ObservableCounter
+	TlstapBytesShed             metric.Int64ObservableCounter
+	TlstapConnectionsEvicted    metric.Int64ObservableCounter
+	TlstapConnectionsTracked    metric.Int64ObservableGauge
+	TlstapControlEventsLost     metric.Int64ObservableCounter
+	TlstapDiscoveryDropped      metric.Int64ObservableCounter
+	TlstapEventsLost            metric.Int64ObservableCounter
+	TlstapEventsRead            metric.Int64ObservableCounter
+	TlstapExchangesEmitted      metric.Int64ObservableCounter
+	TlstapExchangesFiltered     metric.Int64ObservableCounter
+	TlstapExchangesIncomplete   metric.Int64ObservableCounter
+	TlstapExchangesSampledOut   metric.Int64ObservableCounter
+	TlstapExecAnalysisFailures  metric.Int64ObservableCounter
+	TlstapExecGateErrors        metric.Int64ObservableCounter
+	TlstapExecsAllowedOnTimeout metric.Int64ObservableCounter
+	TlstapExecsGated            metric.Int64ObservableCounter
+	TlstapExecsUngated          metric.Int64ObservableCounter
+	TlstapFilesSkipped          metric.Int64ObservableCounter
+	TlstapH2StreamsDropped      metric.Int64ObservableCounter
+	TlstapParseErrors           metric.Int64ObservableCounter
+	TlstapPiiExchanges          metric.Int64ObservableCounter
+	TlstapProbesAttached        metric.Int64ObservableGauge
+	TlstapRedactions            metric.Int64ObservableCounter
+	TlstapSecretsRedacted       metric.Int64ObservableCounter
+	TlstapStreamGaps            metric.Int64ObservableCounter
+	TlstapUprobeLinks           metric.Int64ObservableGauge
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -79,6 +92,21 @@ func (builder *TelemetryBuilder) RegisterTlstapBadRecordsCallback(cb metric.Int6
 		cb(ctx, &observerInt64{inst: builder.TlstapBadRecords, obs: o})
 		return nil
 	}, builder.TlstapBadRecords)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapBodiesNotInspectedCallback sets callback for observable TlstapBodiesNotInspected metric.
+func (builder *TelemetryBuilder) RegisterTlstapBodiesNotInspectedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapBodiesNotInspected, obs: o})
+		return nil
+	}, builder.TlstapBodiesNotInspected)
 	if err != nil {
 		return err
 	}
@@ -238,12 +266,132 @@ func (builder *TelemetryBuilder) RegisterTlstapExchangesEmittedCallback(cb metri
 	return nil
 }
 
+// RegisterTlstapExchangesFilteredCallback sets callback for observable TlstapExchangesFiltered metric.
+func (builder *TelemetryBuilder) RegisterTlstapExchangesFilteredCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapExchangesFiltered, obs: o})
+		return nil
+	}, builder.TlstapExchangesFiltered)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 // RegisterTlstapExchangesIncompleteCallback sets callback for observable TlstapExchangesIncomplete metric.
 func (builder *TelemetryBuilder) RegisterTlstapExchangesIncompleteCallback(cb metric.Int64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		cb(ctx, &observerInt64{inst: builder.TlstapExchangesIncomplete, obs: o})
 		return nil
 	}, builder.TlstapExchangesIncomplete)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapExchangesSampledOutCallback sets callback for observable TlstapExchangesSampledOut metric.
+func (builder *TelemetryBuilder) RegisterTlstapExchangesSampledOutCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapExchangesSampledOut, obs: o})
+		return nil
+	}, builder.TlstapExchangesSampledOut)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapExecAnalysisFailuresCallback sets callback for observable TlstapExecAnalysisFailures metric.
+func (builder *TelemetryBuilder) RegisterTlstapExecAnalysisFailuresCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapExecAnalysisFailures, obs: o})
+		return nil
+	}, builder.TlstapExecAnalysisFailures)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapExecGateErrorsCallback sets callback for observable TlstapExecGateErrors metric.
+func (builder *TelemetryBuilder) RegisterTlstapExecGateErrorsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapExecGateErrors, obs: o})
+		return nil
+	}, builder.TlstapExecGateErrors)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapExecsAllowedOnTimeoutCallback sets callback for observable TlstapExecsAllowedOnTimeout metric.
+func (builder *TelemetryBuilder) RegisterTlstapExecsAllowedOnTimeoutCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapExecsAllowedOnTimeout, obs: o})
+		return nil
+	}, builder.TlstapExecsAllowedOnTimeout)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapExecsGatedCallback sets callback for observable TlstapExecsGated metric.
+func (builder *TelemetryBuilder) RegisterTlstapExecsGatedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapExecsGated, obs: o})
+		return nil
+	}, builder.TlstapExecsGated)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapExecsUngatedCallback sets callback for observable TlstapExecsUngated metric.
+func (builder *TelemetryBuilder) RegisterTlstapExecsUngatedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapExecsUngated, obs: o})
+		return nil
+	}, builder.TlstapExecsUngated)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapFilesSkippedCallback sets callback for observable TlstapFilesSkipped metric.
+func (builder *TelemetryBuilder) RegisterTlstapFilesSkippedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapFilesSkipped, obs: o})
+		return nil
+	}, builder.TlstapFilesSkipped)
 	if err != nil {
 		return err
 	}
@@ -283,6 +431,21 @@ func (builder *TelemetryBuilder) RegisterTlstapParseErrorsCallback(cb metric.Int
 	return nil
 }
 
+// RegisterTlstapPiiExchangesCallback sets callback for observable TlstapPiiExchanges metric.
+func (builder *TelemetryBuilder) RegisterTlstapPiiExchangesCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapPiiExchanges, obs: o})
+		return nil
+	}, builder.TlstapPiiExchanges)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 // RegisterTlstapProbesAttachedCallback sets callback for observable TlstapProbesAttached metric.
 func (builder *TelemetryBuilder) RegisterTlstapProbesAttachedCallback(cb metric.Int64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
@@ -298,12 +461,57 @@ func (builder *TelemetryBuilder) RegisterTlstapProbesAttachedCallback(cb metric.
 	return nil
 }
 
+// RegisterTlstapRedactionsCallback sets callback for observable TlstapRedactions metric.
+func (builder *TelemetryBuilder) RegisterTlstapRedactionsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapRedactions, obs: o})
+		return nil
+	}, builder.TlstapRedactions)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapSecretsRedactedCallback sets callback for observable TlstapSecretsRedacted metric.
+func (builder *TelemetryBuilder) RegisterTlstapSecretsRedactedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapSecretsRedacted, obs: o})
+		return nil
+	}, builder.TlstapSecretsRedacted)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 // RegisterTlstapStreamGapsCallback sets callback for observable TlstapStreamGaps metric.
 func (builder *TelemetryBuilder) RegisterTlstapStreamGapsCallback(cb metric.Int64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		cb(ctx, &observerInt64{inst: builder.TlstapStreamGaps, obs: o})
 		return nil
 	}, builder.TlstapStreamGaps)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapUprobeLinksCallback sets callback for observable TlstapUprobeLinks metric.
+func (builder *TelemetryBuilder) RegisterTlstapUprobeLinksCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapUprobeLinks, obs: o})
+		return nil
+	}, builder.TlstapUprobeLinks)
 	if err != nil {
 		return err
 	}
@@ -351,6 +559,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_tlstap_bad_records",
 		metric.WithDescription("Ring buffer records that did not decode (should stay 0; a kernel/user-space mismatch otherwise). [Development]"),
 		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapBodiesNotInspected, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_bodies_not_inspected",
+		metric.WithDescription("Non-empty bodies not inspected for secrets and personal data (not captured, content type not allowed, undecodable encoding); their exchanges carry the request_body_not_inspected / response_body_not_inspected flag. [Development]"),
+		metric.WithUnit("{body}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.TlstapBodiesTruncated, err = builder.meter.Int64ObservableCounter(
@@ -413,10 +627,58 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{exchange}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.TlstapExchangesFiltered, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_exchanges_filtered",
+		metric.WithDescription("Exchanges dropped by the configured filters, by the filter that matched. [Development]"),
+		metric.WithUnit("{exchange}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.TlstapExchangesIncomplete, err = builder.meter.Int64ObservableCounter(
 		"otelcol_tlstap_exchanges_incomplete",
 		metric.WithDescription("Emitted exchanges flagged incomplete because bytes were lost (gap or ring buffer loss). [Development]"),
 		metric.WithUnit("{exchange}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapExchangesSampledOut, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_exchanges_sampled_out",
+		metric.WithDescription("Exchanges dropped by sampling. [Development]"),
+		metric.WithUnit("{exchange}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapExecAnalysisFailures, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_exec_analysis_failures",
+		metric.WithDescription("Executables the exec gate could not analyse or hook (the exec ran anyway). [Development]"),
+		metric.WithUnit("{file}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapExecGateErrors, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_exec_gate_errors",
+		metric.WithDescription("Exec gate unavailable at start (no fanotify permission events), or file systems it could not mark. [Development]"),
+		metric.WithUnit("{error}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapExecsAllowedOnTimeout, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_execs_allowed_on_timeout",
+		metric.WithDescription("Gated execs let run when the exec gate's bound expired, possibly before their probes were attached. [Development]"),
+		metric.WithUnit("{exec}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapExecsGated, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_execs_gated",
+		metric.WithDescription("Execs the exec gate held until their executable was analysed and hooked (or known). [Development]"),
+		metric.WithUnit("{exec}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapExecsUngated, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_execs_ungated",
+		metric.WithDescription("Execs let run unanalysed because the exec gate's queue or the kernel's fanotify queue was full. [Development]"),
+		metric.WithUnit("{exec}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapFilesSkipped, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_files_skipped",
+		metric.WithDescription("Executables and libraries not hooked because their analysis was refused (larger than 1 GiB), took too long or failed (malformed or hostile file); each is logged once with its path. [Development]"),
+		metric.WithUnit("{file}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.TlstapH2StreamsDropped, err = builder.meter.Int64ObservableCounter(
@@ -431,16 +693,40 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.TlstapPiiExchanges, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_pii_exchanges",
+		metric.WithDescription("Exported exchanges whose request or response body contained personal data, by kind (an exchange counts once per kind). [Development]"),
+		metric.WithUnit("{exchange}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.TlstapProbesAttached, err = builder.meter.Int64ObservableGauge(
 		"otelcol_tlstap_probes_attached",
-		metric.WithDescription("Uprobe links currently attached. [Development]"),
+		metric.WithDescription("Probes currently attached, uprobes plus the syscall and process tracepoints. [Development]"),
 		metric.WithUnit("{probe}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapRedactions, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_redactions",
+		metric.WithDescription("Values redacted in kept exchanges, by kind. [Development]"),
+		metric.WithUnit("{value}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapSecretsRedacted, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_secrets_redacted",
+		metric.WithDescription("Secrets replaced by REDACTED in bodies, by field name (redaction.fields) or by shape (redaction.secret_values). [Development]"),
+		metric.WithUnit("{value}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.TlstapStreamGaps, err = builder.meter.Int64ObservableCounter(
 		"otelcol_tlstap_stream_gaps",
 		metric.WithDescription("Detected holes in a connection byte stream. [Development]"),
 		metric.WithUnit("{gap}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapUprobeLinks, err = builder.meter.Int64ObservableGauge(
+		"otelcol_tlstap_uprobe_links",
+		metric.WithDescription("Kernel links holding the attached uprobes. One per program and file with uprobe_multi (Linux 6.6 and later); equal to the uprobe count on older kernels, which attach one perf-event link per probe. [Development]"),
+		metric.WithUnit("{link}"),
 	)
 	errs = errors.Join(errs, err)
 	return &builder, errs

@@ -1,0 +1,14 @@
+// Package execgate holds every exec on the host until its executable has
+// been readied for capture, within a bound. It is built on fanotify
+// permission events (FAN_OPEN_EXEC_PERM): the kernel opens the file to be
+// executed, queues an event carrying a descriptor of that very file, and
+// suspends the exec in the kernel until the listener answers. The process
+// is not stopped in any way job control, a parent or the process itself can
+// see, and nothing about it changes: the exec only returns later.
+//
+// The gate is fail-open: an exec is answered ALLOW as soon as its file is
+// known not to need anything, when the analysis is done, or at the latest
+// when the bound expires, whatever the analysis is doing. When the
+// listener's descriptor closes — the agent stops or dies — the kernel
+// allows every pending exec itself.
+package execgate
