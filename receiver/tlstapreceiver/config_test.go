@@ -121,7 +121,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewID(metadata.Type), want: NewFactory().CreateDefaultConfig().(*Config)},
 		{id: component.NewIDWithName(metadata.Type, "custom"), want: custom},
 		{id: component.NewIDWithName(metadata.Type, "bad_body"), wantErr: "max_body_bytes: -1 out of range [0, 67108864]"},
-		{id: component.NewIDWithName(metadata.Type, "bad_probes"), wantErr: `tls_probes: unknown probe "wolfssl" (known: "openssl", "go", "gnutls", "none")` + "\n" +
+		{id: component.NewIDWithName(metadata.Type, "bad_probes"), wantErr: `tls_probes: unknown probe "wolfssl" (known: "openssl", "go", "gnutls", "java", "none")` + "\n" +
 			`tls_probes: "none" cannot be combined with other probes`},
 		{id: component.NewIDWithName(metadata.Type, "bad_service_names"), wantErr: `service_names[0].executable: "[": syntax error in pattern` + "\n" +
 			"service_names[1].name: empty"},
