@@ -57,7 +57,7 @@ type gateAnalyzer struct {
 }
 
 func versionOf(k execgate.Key) fileVersion {
-	return fileVersion{id: fileID{dev: k.Dev, ino: k.Ino}, size: k.Size, mtimeNs: k.MtimeNs}
+	return fileVersion{id: fileID{dev: k.Dev, ino: k.Ino}, size: k.Size, mtimeNs: k.MtimeNs, ctimeNs: k.CtimeNs}
 }
 
 // Known answers on the gate's event loop, so it never waits for the
