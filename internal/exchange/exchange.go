@@ -141,6 +141,7 @@ type Process struct {
 	UIDKnown     bool
 	CreationTime time.Time
 	ContainerID  string
+	PodUID       string // Kubernetes pod UID from the cgroup path, "" outside a pod
 }
 
 // Conn identifies the transport the exchange travelled on.

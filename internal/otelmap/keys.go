@@ -56,6 +56,7 @@ const (
 	KeyProcessCommandArgs    = "process.command_args"
 	KeyProcessOwner          = "process.owner"
 	KeyContainerID           = "container.id"
+	KeyK8sPodUID             = "k8s.pod.uid"
 	KeyHostName              = "host.name"
 )
 

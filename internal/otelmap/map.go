@@ -167,6 +167,11 @@ func appendResource(attrs Attributes, p exchange.Process, hostName string, names
 	if p.ContainerID != "" {
 		attrs = append(attrs, String(KeyContainerID, p.ContainerID))
 	}
+	if p.PodUID != "" {
+		// What k8sattributes associates the pod by: the data is produced
+		// on the node, so a connection IP would name the agent's pod.
+		attrs = append(attrs, String(KeyK8sPodUID, p.PodUID))
+	}
 	if hostName != "" {
 		attrs = append(attrs, String(KeyHostName, hostName))
 	}

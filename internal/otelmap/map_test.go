@@ -499,6 +499,7 @@ func TestResource(t *testing.T) {
 	p := clientExchange().Process
 	p.ContainerID = "abc123"
 	p.UID, p.UIDKnown = 1000, true
+	p.PodUID = "0c8b2b1e-5b7e-4c6e-9f1a-2d3c4b5a6f70"
 	got := Resource(p, "host-1", nil)
 	assert.Equal(t, Attributes{
 		String("service.name", "unknown_service:curl"),
@@ -511,6 +512,7 @@ func TestResource(t *testing.T) {
 		String("process.owner", "root"),
 		Int("process.user.id", 1000),
 		String("container.id", "abc123"),
+		String("k8s.pod.uid", "0c8b2b1e-5b7e-4c6e-9f1a-2d3c4b5a6f70"),
 		String("host.name", "host-1"),
 	}, got)
 

@@ -91,3 +91,114 @@ func isHex64(s string) bool {
 	}
 	return true
 }
+
+// PodUIDFromCgroup extracts the Kubernetes pod UID from the contents of
+// /proc/<pid>/cgroup, or returns "" when the process is not in a pod's
+// cgroup. Like ContainerIDFromCgroup it prefers the cgroup v2 line.
+//
+// The kubelet names a pod's cgroup after the pod UID, under its QoS class:
+//
+//	/kubepods/burstable/pod<uid>/<container>                      cgroupfs driver
+//	/kubepods/pod<uid>/<container>                                cgroupfs, Guaranteed
+//	/kubepods.slice/kubepods-burstable.slice/
+//	    kubepods-burstable-pod<uid_with_underscores>.slice/...    systemd driver
+//	/system.slice/containerd.service/
+//	    kubepods-besteffort-pod<uid>.slice:cri-containerd:<id>    containerd, systemd, v1
+//
+// The systemd driver escapes the UID's "-" to "_" (a "-" in a slice name
+// means nesting); the UID is returned in its API form, with "-". Static
+// (mirror) pods have a 32-hex-digit UID instead of an RFC 4122 one.
+func PodUIDFromCgroup(b []byte) string {
+	var v1 string
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimRight(line, "\n")
+		hier, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		_, path, ok := strings.Cut(rest, ":")
+		if !ok {
+			continue
+		}
+		uid := podUIDFromPath(path)
+		if uid == "" {
+			continue
+		}
+		if hier == "0" {
+			return uid
+		}
+		if v1 == "" {
+			v1 = uid
+		}
+	}
+	return v1
+}
+
+// podUIDFromPath finds the innermost pod element of a cgroup path.
+func podUIDFromPath(path string) string {
+	elems := strings.Split(path, "/")
+	for i := len(elems) - 1; i >= 0; i-- {
+		// containerd's v1 systemd layout puts "slice:runtime:id" in one element.
+		e, _, _ := strings.Cut(elems[i], ":")
+		if uid := podUIDFromElem(e); uid != "" {
+			return uid
+		}
+	}
+	return ""
+}
+
+func podUIDFromElem(e string) string {
+	e = strings.TrimSuffix(e, ".slice")
+	// "pod<uid>" alone (cgroupfs) or after the last "-" (systemd slices).
+	if i := strings.LastIndexByte(e, '-'); i >= 0 && strings.HasPrefix(e[i+1:], "pod") {
+		e = e[i+1:]
+	}
+	uid, ok := strings.CutPrefix(e, "pod")
+	if !ok {
+		return ""
+	}
+	if strings.Contains(uid, "_") {
+		if strings.Contains(uid, "-") {
+			return "" // one escaping or the other, not both
+		}
+		uid = strings.ReplaceAll(uid, "_", "-")
+	}
+	if isUUID(uid) || isHex(uid, 32) {
+		return uid
+	}
+	return ""
+}
+
+// isUUID reports whether s is a lower-case 8-4-4-4-12 hex UUID.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch i {
+		case 8, 13, 18, 23:
+			if s[i] != '-' {
+				return false
+			}
+		default:
+			if !isHexDigit(s[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isHexDigit(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isHexDigit(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }

@@ -68,6 +68,7 @@ func (s *Scanner) Process(pid int) (exchange.Process, error) {
 		return p, s.goneErr(pid, "read cgroup", err)
 	}
 	p.ContainerID = ContainerIDFromCgroup(cg)
+	p.PodUID = PodUIDFromCgroup(cg)
 	return p, nil
 }
 
@@ -104,6 +105,7 @@ func (s *Scanner) FromExec(e Exec) (exchange.Process, error) {
 	}
 	if e.CgroupPath != "" {
 		p.ContainerID = containerIDFromPath(e.CgroupPath)
+		p.PodUID = podUIDFromPath(e.CgroupPath)
 	}
 	if e.Path != "" {
 		p.ExeName = filepath.Base(e.Path)

@@ -177,6 +177,7 @@ func TestConvertResourceGrouping(t *testing.T) {
 	a1 := testExchange(10, exchange.RoleClient, 200)
 	b := testExchange(20, exchange.RoleServer, 201)
 	b.Process.ExeName, b.Process.ExePath, b.Process.ContainerID = "python3", "/usr/bin/python3", "c0ffee"
+	b.Process.PodUID = "0c8b2b1e-5b7e-4c6e-9f1a-2d3c4b5a6f70"
 	a2 := testExchange(10, exchange.RoleClient, 500)
 	td, ld := convert([]*exchange.Exchange{a1, b, a2}, testConverter())
 
@@ -204,6 +205,7 @@ func TestConvertResourceGrouping(t *testing.T) {
 	assert.Equal(t, int64(20), res2["process.pid"])
 	assert.Equal(t, "python3", res2["process.executable.name"])
 	assert.Equal(t, "c0ffee", res2["container.id"])
+	assert.Equal(t, "0c8b2b1e-5b7e-4c6e-9f1a-2d3c4b5a6f70", res2["k8s.pod.uid"])
 
 	// Same PID, different creation time (PID reuse): separate resources.
 	a3 := testExchange(10, exchange.RoleClient, 200)
