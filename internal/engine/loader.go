@@ -90,8 +90,10 @@ type fileID struct{ dev, ino uint64 }
 
 // checkHost returns a precise error when this host cannot run the agent.
 func checkHost() error {
-	if os.Geteuid() != 0 {
-		return errors.New("tlstap must run as root (it loads eBPF programs and attaches uprobes)")
+	// Not "must be root": a container or a systemd service can run the
+	// agent with only the capabilities it needs.
+	if err := checkCaps(); err != nil {
+		return err
 	}
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
 		return fmt.Errorf("kernel BTF not available (%v): tlstap needs a kernel built with CONFIG_DEBUG_INFO_BTF=y", err)
