@@ -431,7 +431,7 @@ func TestHostNotRoot(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 		t.Fatalf("host as nobody: %v, want status 2\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "[tlstap] cannot start capture: tlstap must run as root") {
+	if !strings.Contains(stderr.String(), "[tlstap] cannot start capture: tlstap lacks capabilities CAP_BPF") {
 		t.Errorf("stderr:\n%s", stderr.String())
 	}
 }

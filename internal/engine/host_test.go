@@ -61,7 +61,7 @@ func TestStartNotRoot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("child failed: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "START-ERROR: tlstap must run as root") {
+	if !strings.Contains(string(out), "START-ERROR: tlstap lacks capabilities CAP_BPF (load eBPF programs and maps), CAP_PERFMON (") || !strings.Contains(string(out), "CAP_SYS_PTRACE (") {
 		t.Errorf("unexpected error from an unprivileged start:\n%s", out)
 	}
 }
