@@ -9,7 +9,7 @@ export GOFLAGS ?= -mod=mod
 
 # Debian packages the build and the tests need. Installed only when missing.
 DEPS_BIN := clang:clang llvm-strip:llvm curl:curl openssl:openssl node:nodejs python3:python3 npm:npm \
-            wget:wget git:git gnutls-serv:gnutls-bin gcc:gcc strip:binutils readelf:binutils javac:openjdk-17-jdk-headless
+            wget:wget git:git gnutls-serv:gnutls-bin gcc:gcc strip:binutils readelf:binutils javac:openjdk-17-jdk-headless capsh:libcap2-bin
 DEPS_PKG := libbpf-dev libmsgpack-dev libssl-dev libc6-dev libasm-java
 
 .PHONY: deps generate test vet fuzz-smoke clean

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tlstap/tlstap/internal/exchange"
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 func TestParseCapEff(t *testing.T) {
@@ -81,13 +82,7 @@ func TestCapabilityCheckNamesMissing(t *testing.T) {
 		return
 	}
 	requireRoot(t)
-	capsh, err := exec.LookPath("capsh")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("capsh not installed: run `make deps` (package libcap2-bin)")
-		}
-		t.Skip("capsh not installed")
-	}
+	capsh := testenv.RequireCommand(t, "capsh")
 	for _, tc := range []struct{ drop, want string }{
 		// CAP_SYS_ADMIN stands in for CAP_BPF and CAP_PERFMON: drop both.
 		{"cap_bpf,cap_sys_admin", "lacks capability CAP_BPF (load eBPF programs and maps)"},

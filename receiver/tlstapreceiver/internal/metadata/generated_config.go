@@ -69,6 +69,7 @@ func (rac *ResourceAttributeConfig) Unmarshal(parser *confmap.Conf) error {
 type ResourceAttributesConfig struct {
 	ContainerID           ResourceAttributeConfig `mapstructure:"container.id"`
 	HostName              ResourceAttributeConfig `mapstructure:"host.name"`
+	K8sPodUID             ResourceAttributeConfig `mapstructure:"k8s.pod.uid"`
 	ProcessCommandArgs    ResourceAttributeConfig `mapstructure:"process.command_args"`
 	ProcessCreationTime   ResourceAttributeConfig `mapstructure:"process.creation.time"`
 	ProcessExecutableName ResourceAttributeConfig `mapstructure:"process.executable.name"`
@@ -86,6 +87,9 @@ func DefaultResourceAttributesConfig() ResourceAttributesConfig {
 			Enabled: true,
 		},
 		HostName: ResourceAttributeConfig{
+			Enabled: true,
+		},
+		K8sPodUID: ResourceAttributeConfig{
 			Enabled: true,
 		},
 		ProcessCommandArgs: ResourceAttributeConfig{

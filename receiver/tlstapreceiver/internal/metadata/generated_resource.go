@@ -35,6 +35,13 @@ func (rb *ResourceBuilder) SetHostName(val string) {
 	}
 }
 
+// SetK8sPodUID sets provided value as "k8s.pod.uid" attribute.
+func (rb *ResourceBuilder) SetK8sPodUID(val string) {
+	if rb.config.K8sPodUID.Enabled {
+		rb.res.Attributes().PutStr("k8s.pod.uid", val)
+	}
+}
+
 // SetProcessCommandArgs sets provided value as "process.command_args" attribute.
 func (rb *ResourceBuilder) SetProcessCommandArgs(val []any) {
 	if rb.config.ProcessCommandArgs.Enabled {
