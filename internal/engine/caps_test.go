@@ -119,7 +119,7 @@ func TestCapabilityCheckNamesMissing(t *testing.T) {
 // capCheckChild starts a real engine with the capabilities it was given
 // and prints what Start returned.
 func capCheckChild(t *testing.T) {
-	eng, err := New(DefaultConfig(), zap.NewNop(), func(*exchange.Exchange) {})
+	eng, err := New(ungatedConfig(), zap.NewNop(), func(*exchange.Exchange) {})
 	if err != nil {
 		t.Fatal(err)
 	}

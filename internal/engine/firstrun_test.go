@@ -61,6 +61,11 @@ func gateOnlyIfAsked(cfg Config) Config {
 	return cfg
 }
 
+// ungatedConfig is the default configuration for tests that build an
+// engine themselves and start programs from the test process: the gate is
+// off (see gateOnlyIfAsked).
+func ungatedConfig() Config { return gateOnlyIfAsked(DefaultConfig()) }
+
 // freshCopy copies src into a new directory under a new name: an inode,
 // path and file the engine has never seen.
 func freshCopy(t *testing.T, src, name string) string {

@@ -25,7 +25,7 @@ import (
 // must fail with a message that says what to do, not a raw EPERM.
 func TestStartNotRoot(t *testing.T) {
 	if os.Getenv("TLSTAP_AS_NOBODY") == "1" {
-		e, err := New(DefaultConfig(), nil, func(*exchange.Exchange) {})
+		e, err := New(ungatedConfig(), nil, func(*exchange.Exchange) {})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +71,7 @@ func TestStartNotRoot(t *testing.T) {
 // which is what such a kernel shows.
 func TestStartWithoutBTF(t *testing.T) {
 	if os.Getenv("TLSTAP_NO_BTF") == "1" {
-		e, err := New(DefaultConfig(), nil, func(*exchange.Exchange) {})
+		e, err := New(ungatedConfig(), nil, func(*exchange.Exchange) {})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +143,7 @@ func TestConfigValidate(t *testing.T) {
 func TestShutdownDetachesEverything(t *testing.T) {
 	requireRoot(t)
 	noGCWhileGating(t, DefaultConfig())
-	e, err := New(DefaultConfig(), nil, func(*exchange.Exchange) {})
+	e, err := New(ungatedConfig(), nil, func(*exchange.Exchange) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func (objs engineObjects) waitReleased(t *testing.T) {
 func TestProbesReleasedAfterExit(t *testing.T) {
 	requireRoot(t)
 	noGCWhileGating(t, DefaultConfig())
-	e, err := New(DefaultConfig(), nil, func(*exchange.Exchange) {})
+	e, err := New(ungatedConfig(), nil, func(*exchange.Exchange) {})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func TestPerProbeLinks(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	logger := zap.New(zapcore.NewTee(zaptest.NewLogger(t, zaptest.Level(zapcore.WarnLevel)).Core(), core))
 	c := &capture{}
-	e, err := New(DefaultConfig(), logger, c.add)
+	e, err := New(ungatedConfig(), logger, c.add)
 	if err != nil {
 		t.Fatal(err)
 	}

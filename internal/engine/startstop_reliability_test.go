@@ -192,7 +192,7 @@ func TestStartStopRepeated(t *testing.T) {
 	ids := &engineIDs{}
 	for i := range n {
 		var got int
-		eng, err := New(DefaultConfig(), nil, func(ex *exchange.Exchange) {
+		eng, err := New(ungatedConfig(), nil, func(ex *exchange.Exchange) {
 			if ex.Request != nil && ex.Request.Target == "/hello" {
 				got++
 			}
