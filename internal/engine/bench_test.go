@@ -103,7 +103,7 @@ func TestRecordLayout(t *testing.T) {
 		typ: tlsbpf.EvData, source: tlsbpf.SrcGoTLS, dir: 1, flags: tlsbpf.DfCallStart,
 		tgid: 0x01020304, tid: 0x05060708, fd: 0x090a0b0c, connID: 0x2122232425262728,
 		pos: 0x3132333435363738, len: 0x100, capLen: 8, ssl: 0x4142434445464748,
-		local: netip.AddrPortFrom(laddr, 0x7172), remote: netip.AddrPortFrom(raddr, 0x7374),
+		local: netip.AddrPortFrom(laddr, 0x7172), remote: netip.AddrPortFrom(raddr, 0x7374), peerPort: 0x7374,
 		lost: [2]uint64{0x5152535455565758, 0x6162636465666768},
 	}
 	got := r

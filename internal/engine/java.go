@@ -79,7 +79,7 @@ func newJavaAttacher(logger *zap.Logger, kern *kernel, stats *counters, dir stri
 	a.selfNS, _ = os.Readlink("/proc/self/ns/mnt")
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	if err := a.checkJars(); err != nil {
-		logger.Warn("Java agent not found: JVMs will not be captured (build it with `make java-agent`, or set java_agent_dir)", zap.Error(err))
+		logger.Warn("Java agent not found: JVMs will not be captured (build it with `make java-agent`, or set java_agent_dir)", zap.String("path", filepath.Join(dir, agentJar)), zap.Error(err))
 	}
 	return a
 }
