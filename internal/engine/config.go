@@ -68,7 +68,7 @@ func DefaultConfig() Config {
 	return Config{
 		MaxBodyBytes:   64 << 10,
 		RingBufferSize: 4 << 20,
-		TLSProbes:      []string{ProbeOpenSSL, ProbeGo, ProbeGnuTLS, ProbeJava},
+		TLSProbes:      []string{ProbeOpenSSL, ProbeGo, ProbeGnuTLS},
 		ExecGate:       ExecGateConfig{Enabled: true, Timeout: execgate.DefaultTimeout},
 		Policy:         policy.DefaultConfig(),
 	}

@@ -67,6 +67,7 @@ func (k *kernel) attachGnuTLS(path string, ver fileVersion) (int, error) {
 	}
 	k.uprobes[id] = h
 	k.nUprobes += h.probes
+	k.nLinks += len(h.links)
 	return h.probes, nil
 }
 

@@ -250,6 +250,7 @@ func (c *capture) findExchange(t *testing.T, pid int, target string) *exchange.E
 
 func javaConfig(dir string) Config {
 	cfg := DefaultConfig()
+	cfg.TLSProbes = append(cfg.TLSProbes, ProbeJava)
 	cfg.JavaAgentDir = dir
 	return cfg
 }

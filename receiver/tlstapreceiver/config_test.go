@@ -23,7 +23,7 @@ func TestCreateDefaultConfig(t *testing.T) {
 	assert.Equal(t, engine.DefaultConfig(), cfg.EngineConfig())
 	assert.Equal(t, 64<<10, cfg.MaxBodyBytes)
 	assert.Equal(t, 4<<20, cfg.RingBufferSize)
-	assert.Equal(t, []string{"openssl", "go", "gnutls", "java"}, cfg.TLSProbes)
+	assert.Equal(t, []string{"openssl", "go", "gnutls"}, cfg.TLSProbes)
 	assert.NoError(t, xconfmap.Validate(cfg))
 }
 
