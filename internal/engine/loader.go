@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -262,6 +263,9 @@ func (k *kernel) attachGo(path string, ver fileVersion, info goinfo.Info) (int, 
 	defer k.mu.Unlock()
 	if _, ok := k.uprobes[id]; ok {
 		return 0, nil
+	}
+	if k.maps == nil {
+		return 0, fmt.Errorf("attach Go TLS probes to %s: the kernel side is closed", path)
 	}
 	if (info.Read.CopyCall == 0 && len(info.Read.Returns) == 0) || info.Read.Entry == 0 || info.Write.Entry == 0 {
 		return 0, fmt.Errorf("attach Go TLS probes to %s: functions not located", path)
@@ -576,13 +580,21 @@ func (k *kernel) close() error {
 	k.links = nil
 	progs := k.progs
 	k.progs = nil // under mu: an attach racing a late shutdown sees no programs
+	maps := k.maps
+	k.maps = nil
 	k.mu.Unlock()
 	errs := closeLinks(all)
 	for _, p := range progs {
 		errs = append(errs, p.Close())
 	}
-	if k.maps != nil {
-		k.maps.Close()
+	if maps != nil {
+		// The library maps .rodata and .bss into memory for their
+		// variables and unmaps them from a GC cleanup: until then the
+		// kernel keeps both maps alive though their fds are closed. Drop
+		// the collection and collect now, so Shutdown leaves nothing in the
+		// kernel even while the Engine value is still referenced.
+		maps.Close()
+		runtime.GC()
 	}
 	return errors.Join(errs...)
 }
