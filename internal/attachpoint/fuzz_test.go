@@ -71,7 +71,7 @@ func TestHostileLibraries(t *testing.T) {
 		}
 		start := time.Now()
 		for _, m := range muts {
-			findBytes(t, m.Data)
+			findBytes(t, m.Bytes())
 		}
 		if d := time.Since(start); d > time.Duration(len(muts))*time.Second {
 			t.Errorf("%s: %d variants took %v", name, len(muts), d)

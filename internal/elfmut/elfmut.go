@@ -16,7 +16,27 @@ import (
 // Mutation is one hostile variant.
 type Mutation struct {
 	What string // e.g. "section .gopclntab sh_size = 0xffffffffffffffff"
-	Data []byte
+	// The patch, applied to a copy of base by Bytes: holding every variant
+	// of a multi-MB executable at once took 24 GB under -race.
+	base  []byte
+	at    uint64
+	width int
+	v     uint64
+}
+
+// Bytes returns a fresh copy of the file with the mutation applied.
+func (m Mutation) Bytes() []byte {
+	b := slices.Clone(m.base)
+	le := binary.LittleEndian
+	switch m.width {
+	case 2:
+		le.PutUint16(b[m.at:], uint16(m.v))
+	case 4:
+		le.PutUint32(b[m.at:], uint32(m.v))
+	default:
+		le.PutUint64(b[m.at:], m.v)
+	}
+	return b
 }
 
 // Interesting sections: the ones the project's parsers read.
@@ -47,16 +67,7 @@ func Mutations(data []byte) []Mutation {
 		if at+uint64(width) > n {
 			return
 		}
-		b := slices.Clone(data)
-		switch width {
-		case 2:
-			le.PutUint16(b[at:], uint16(v))
-		case 4:
-			le.PutUint32(b[at:], uint32(v))
-		default:
-			le.PutUint64(b[at:], v)
-		}
-		out = append(out, Mutation{What: fmt.Sprintf("%s = %#x", what, v), Data: b})
+		out = append(out, Mutation{What: fmt.Sprintf("%s = %#x", what, v), base: data, at: at, width: width, v: v})
 	}
 	// ELF header: table positions and counts.
 	for _, fld := range []struct {

@@ -68,7 +68,7 @@ func TestHostileSymbolTables(t *testing.T) {
 		}
 		start := time.Now()
 		for _, m := range muts {
-			lookupBytes(t, m.Data)
+			lookupBytes(t, m.Bytes())
 		}
 		if d := time.Since(start); d > time.Duration(len(muts))*time.Second {
 			t.Errorf("%s: %d variants took %v", name, len(muts), d)

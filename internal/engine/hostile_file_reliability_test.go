@@ -59,7 +59,7 @@ func TestHostileFilesSkipped(t *testing.T) {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, muts[i].Data, 0o755); err != nil {
+		if err := os.WriteFile(p, muts[i].Bytes(), 0o755); err != nil {
 			t.Fatal(err)
 		}
 		files = append(files, p)

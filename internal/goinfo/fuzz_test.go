@@ -131,7 +131,7 @@ func TestHostileExecutables(t *testing.T) {
 		}
 		for _, m := range muts {
 			start := time.Now()
-			inspectBytes(t, m.Data, options{})
+			inspectBytes(t, m.Bytes(), options{})
 			if d := time.Since(start); d > budget {
 				t.Errorf("seed %d, %s: analysis took %v", i, m.What, d)
 			}
