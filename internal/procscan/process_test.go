@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlstap/tlstap/internal/exchange"
 )
 
 func TestProcessSelf(t *testing.T) {
@@ -48,13 +50,20 @@ func TestProcessChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := time.Now()
-	// exec.Cmd.Start returns after the child has exec'd, so its /proc
-	// entries already describe sleep.
+	// exec.Cmd.Start returns once the child's exec passed the point where
+	// it closes the close-on-exec pipe; the new image's argument pages are
+	// set up a moment later, so /proc/<pid>/cmdline can still read empty.
 	cmd := start(t, exec.Command("sleep", "30"))
 	s := New("/proc")
-	p, err := s.Process(cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
+	var p exchange.Process
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		p, err = s.Process(cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.CommandArgs) > 0 || time.Now().After(deadline) {
+			break
+		}
 	}
 	if p.PID != cmd.Process.Pid || p.PPID != os.Getpid() {
 		t.Errorf("PID/PPID = %d/%d, want %d/%d", p.PID, p.PPID, cmd.Process.Pid, os.Getpid())
