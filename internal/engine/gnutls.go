@@ -1,10 +1,6 @@
 package engine
 
 import (
-	"errors"
-	"fmt"
-
-	"github.com/cilium/ebpf/link"
 	"go.uber.org/zap"
 
 	"github.com/tlstap/tlstap/internal/attachpoint"
@@ -40,35 +36,10 @@ func gnutlsHooks(pts attachpoint.GnuTLS) []probe {
 // per inode and returns how many probes it attached. Data probes go all or
 // nothing: a send without its recv would pair nothing.
 func (k *kernel) attachGnuTLS(path string, ver fileVersion) (int, error) {
-	id := ver.id
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if _, ok := k.uprobes[id]; ok {
-		return 0, nil
-	}
-	f, pinned, err := pinFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("open %s: %w", path, err)
-	}
-	defer f.Close()
-	pts, err := attachpoint.FindGnuTLS(pinned)
-	if err != nil {
-		return 0, err
-	}
-	ex, err := link.OpenExecutable(pinned)
-	if err != nil {
-		return 0, fmt.Errorf("open %s: %w", path, err)
-	}
-	h, errs := k.attachProbes(ex, gnutlsHooks(pts))
-	h.ver = ver
-	if len(errs) > 0 {
-		closeLinks(h.links)
-		return 0, fmt.Errorf("attach GnuTLS probes to %s: %w", path, errors.Join(errs...))
-	}
-	k.uprobes[id] = h
-	k.nUprobes += h.probes
-	k.nLinks += len(h.links)
-	return h.probes, nil
+	return k.attachLibrary(path, ver, "GnuTLS", true, func(pinned string) ([]probe, error) {
+		pts, err := attachpoint.FindGnuTLS(pinned)
+		return gnutlsHooks(pts), err
+	})
 }
 
 // systemLibGnuTLS lists the host's own libgnutls files, hooked up front

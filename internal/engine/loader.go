@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 
 	tlsbpf "github.com/tlstap/tlstap/bpf"
 	"github.com/tlstap/tlstap/internal/attachpoint"
@@ -85,9 +83,6 @@ type kernel struct {
 	goFree   []uint32          // go_layouts entries released, reused first
 	goSlotOf map[fileID]uint32 // the entry each hooked Go binary uses
 }
-
-// fileID identifies an attached file: uprobes live on inodes.
-type fileID struct{ dev, ino uint64 }
 
 // checkHost returns a precise error when this host cannot run the agent.
 func checkHost() error {
@@ -349,8 +344,20 @@ func goEntry(path string, entry uint64) uint64 {
 }
 
 // attachOpenSSL hooks the OpenSSL build in the file at path. It is
-// idempotent per inode and returns how many probes it attached.
+// idempotent per inode and returns how many probes it attached; probes
+// that fail are logged while the others stay (a partial hook still sees
+// most calls).
 func (k *kernel) attachOpenSSL(path string, ver fileVersion) (int, error) {
+	return k.attachLibrary(path, ver, "OpenSSL", false, func(pinned string) ([]probe, error) {
+		pts, err := attachpoint.FindOpenSSL(pinned)
+		return sslHooks(pts), err
+	})
+}
+
+// attachLibrary is the one way a TLS library file is hooked: pin the
+// file, find its probes, attach them and account for them (uprobes and
+// the links behind them). allOrNothing drops a partial set.
+func (k *kernel) attachLibrary(path string, ver fileVersion, lib string, allOrNothing bool, find func(pinned string) ([]probe, error)) (int, error) {
 	id := ver.id
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -362,7 +369,7 @@ func (k *kernel) attachOpenSSL(path string, ver fileVersion) (int, error) {
 		return 0, fmt.Errorf("open %s: %w", path, err)
 	}
 	defer f.Close()
-	pts, err := attachpoint.FindOpenSSL(pinned)
+	probes, err := find(pinned)
 	if err != nil {
 		return 0, err
 	}
@@ -370,16 +377,17 @@ func (k *kernel) attachOpenSSL(path string, ver fileVersion) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("open %s: %w", path, err)
 	}
-	h, errs := k.attachProbes(ex, sslHooks(pts))
+	h, errs := k.attachProbes(ex, probes)
 	h.ver = ver
-	if h.probes == 0 {
-		return 0, fmt.Errorf("attach OpenSSL probes to %s: %w", path, errors.Join(append(errs, errors.New("no probe attached"))...))
+	if h.probes == 0 || (allOrNothing && len(errs) > 0) {
+		closeLinks(h.links)
+		return 0, fmt.Errorf("attach %s probes to %s: %w", lib, path, errors.Join(append(errs, errors.New("no probe attached"))...))
 	}
 	k.uprobes[id] = h
 	k.nUprobes += h.probes
 	k.nLinks += len(h.links)
 	if len(errs) > 0 {
-		k.logger.Warn("some OpenSSL probes could not be attached", zap.String("path", path), zap.Error(errors.Join(errs...)))
+		k.logger.Warn("some "+lib+" probes could not be attached", zap.String("path", path), zap.Error(errors.Join(errs...)))
 	}
 	return h.probes, nil
 }
@@ -493,20 +501,6 @@ func (k *kernel) detach(id fileID) int {
 	return h.probes
 }
 
-// pinFile opens path and returns a path to the same file through this
-// process's descriptor table, valid while f stays open. Paths under
-// /proc/<pid>/ (exe, root/…) vanish when that process exits: a short-lived
-// program used to die between two of its uprobes' attachments, failing the
-// attach (and warning) each time it ran, and never getting hooked. The
-// kernel resolves each uprobe's path at attach time and then holds the inode.
-func pinFile(path string) (*os.File, string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, "", err
-	}
-	return f, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), nil
-}
-
 // current reports whether the file is hooked for its content as it is
 // now. Probes on the same inode placed for other content — the file was
 // rewritten in place since — are detached first: their offsets point into
@@ -597,60 +591,4 @@ func (k *kernel) close() error {
 		runtime.GC()
 	}
 	return errors.Join(errs...)
-}
-
-// systemLibSSL lists the host's own libssl files: hooking them up front covers
-// every process that will load them later, with no race against its first call.
-func systemLibSSL() []string {
-	return systemLibs("libssl.so*")
-}
-
-// systemLibs lists the regular files matching pattern in the host's
-// library directories, symlinks resolved, each once.
-func systemLibs(pattern string) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, dir := range []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/usr/lib", "/usr/local/lib", "/usr/local/lib64"} {
-		matches, _ := filepath.Glob(filepath.Join(dir, pattern))
-		for _, m := range matches {
-			real, err := filepath.EvalSymlinks(m)
-			if err != nil || seen[real] || strings.HasSuffix(real, ".a") {
-				continue
-			}
-			if fi, err := os.Stat(real); err != nil || !fi.Mode().IsRegular() {
-				continue
-			}
-			seen[real] = true
-			out = append(out, real)
-		}
-	}
-	return out
-}
-
-// fileVersion is one content of one inode: the inode number plus what
-// changes when the number is reused or the file rewritten.
-type fileVersion struct {
-	id      fileID
-	size    int64
-	mtimeNs int64
-	// ctimeNs catches a rewrite that keeps the size and restores the
-	// mtime (utimes can set mtime, never ctime). A chmod or chown moves
-	// it too: the file is then analysed again for nothing (a few ms).
-	ctimeNs int64
-}
-
-func statVersion(path string) (fileVersion, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return fileVersion{}, err
-	}
-	return fileVersion{id: fileID{dev: st.Dev, ino: st.Ino}, size: st.Size, mtimeNs: st.Mtim.Nano(), ctimeNs: st.Ctim.Nano()}, nil
-}
-
-func statID(path string) (fileID, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return fileID{}, err
-	}
-	return fileID{dev: st.Dev, ino: st.Ino}, nil
 }
