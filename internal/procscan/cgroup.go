@@ -26,6 +26,13 @@ import (
 // preferred over v1 hierarchies because on hybrid hosts it is the one the
 // runtime manages.
 func ContainerIDFromCgroup(b []byte) string {
+	return fromCgroupFile(b, containerIDFromPath)
+}
+
+// fromCgroupFile applies find to each cgroup path of a /proc/<pid>/cgroup
+// file: the v2 line ("0::") wins, else the first v1 hierarchy that yields
+// a value.
+func fromCgroupFile(b []byte, find func(path string) string) string {
 	var v1 string
 	for line := range strings.Lines(string(b)) {
 		line = strings.TrimRight(line, "\n")
@@ -38,15 +45,15 @@ func ContainerIDFromCgroup(b []byte) string {
 		if !ok {
 			continue
 		}
-		id := containerIDFromPath(path)
-		if id == "" {
+		v := find(path)
+		if v == "" {
 			continue
 		}
 		if hier == "0" {
-			return id
+			return v
 		}
 		if v1 == "" {
-			v1 = id
+			v1 = v
 		}
 	}
 	return v1
@@ -109,29 +116,7 @@ func isHex64(s string) bool {
 // means nesting); the UID is returned in its API form, with "-". Static
 // (mirror) pods have a 32-hex-digit UID instead of an RFC 4122 one.
 func PodUIDFromCgroup(b []byte) string {
-	var v1 string
-	for line := range strings.Lines(string(b)) {
-		line = strings.TrimRight(line, "\n")
-		hier, rest, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		_, path, ok := strings.Cut(rest, ":")
-		if !ok {
-			continue
-		}
-		uid := podUIDFromPath(path)
-		if uid == "" {
-			continue
-		}
-		if hier == "0" {
-			return uid
-		}
-		if v1 == "" {
-			v1 = uid
-		}
-	}
-	return v1
+	return fromCgroupFile(b, podUIDFromPath)
 }
 
 // podUIDFromPath finds the innermost pod element of a cgroup path.
