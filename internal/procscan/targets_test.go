@@ -293,20 +293,20 @@ func TestTLSTargetsMountNamespace(t *testing.T) {
 	start(t, cmd)
 	pid := cmd.Process.Pid // unshare and sh exec, so sleep keeps this pid
 
-	s := New("/proc")
-	got := waitTargets(t, s, pid, func(ts []Target) bool {
-		return len(ts) == 1 && strings.HasPrefix(ts[0].Path, fmt.Sprintf("/proc/%d/root/", pid))
-	})
-	tg := got[0]
-	if want := fmt.Sprintf("/proc/%d/root%s", pid, systemLibSSL); tg.Path != want {
-		t.Errorf("Path = %q, want %q", tg.Path, want)
-	}
 	copyFI, err := os.Stat(filepath.Join(dir, systemLibSSL))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tg.Key.Inode != inodeOf(copyFI) {
-		t.Errorf("Key.Inode = %d, want the image's %d", tg.Key.Inode, inodeOf(copyFI))
+	// Until sh has pivoted and exec'd sleep, the pid maps the host's
+	// libssl (sh is preloaded too); wait for the image's copy, then check
+	// the path the agent would open.
+	s := New("/proc")
+	got := waitTargets(t, s, pid, func(ts []Target) bool {
+		return len(ts) == 1 && ts[0].Key.Inode == inodeOf(copyFI)
+	})
+	tg := got[0]
+	if want := fmt.Sprintf("/proc/%d/root%s", pid, systemLibSSL); tg.Path != want {
+		t.Errorf("Path = %q, want %q", tg.Path, want)
 	}
 	checkSymbols(t, tg, systemLibSSL)
 	p, err := s.Process(pid)
