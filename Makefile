@@ -9,7 +9,8 @@ export GOFLAGS ?= -mod=mod
 
 # Debian packages the build and the tests need. Installed only when missing.
 DEPS_BIN := clang:clang llvm-strip:llvm curl:curl openssl:openssl node:nodejs python3:python3 npm:npm \
-            wget:wget git:git gnutls-serv:gnutls-bin gcc:gcc strip:binutils readelf:binutils javac:openjdk-17-jdk-headless capsh:libcap2-bin
+            wget:wget git:git gnutls-serv:gnutls-bin gcc:gcc strip:binutils readelf:binutils javac:openjdk-17-jdk-headless capsh:libcap2-bin \
+            docker:docker.io dockerd:docker.io systemd-analyze:systemd dpkg-deb:dpkg
 DEPS_PKG := libbpf-dev libmsgpack-dev libssl-dev libc6-dev libasm-java
 
 .PHONY: deps generate test vet fuzz-smoke clean
@@ -56,6 +57,7 @@ fuzz-smoke:
 # Debian 12's 6.1 kernel in a VM, about 10 minutes.
 test: deps vet
 	$(GO) test -race -count=1 -p 1 -timeout 60m ./...
+	$(MAKE) deploy-check
 	$(MAKE) fuzz-smoke
 	$(MAKE) test-kernel
 
