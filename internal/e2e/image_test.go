@@ -101,6 +101,44 @@ func TestImageCapturesHostAndContainer(t *testing.T) {
 		assert.True(t, found, "the debug exporter printed no exchange of the host's curl")
 	})
 
+	t.Run("kubernetes pipeline validates", func(t *testing.T) {
+		// The ConfigMap's pipeline, checked by the image's collector as the
+		// DaemonSet would run it: every component must be in the
+		// distribution and accept its settings. k8sattributes and the
+		// k8snode detector build an API client from the pod's service
+		// account, so the test gives them one (nothing contacts an API
+		// server before the pipeline starts).
+		dir := t.TempDir()
+		sa := filepath.Join(dir, "serviceaccount")
+		require.NoError(t, os.MkdirAll(sa, 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(sa, "token"), []byte("e2e"), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(sa, "namespace"), []byte("tlstap"), 0o644))
+		caCert, _ := writeSelfSignedCert(t, dir)
+		require.NoError(t, os.Rename(caCert, filepath.Join(sa, "ca.crt")))
+		cfg := manifestPipeline(t, root)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "bad.yaml"),
+			[]byte(strings.Replace(cfg, "pod_association:", "pod_associations:", 1)), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o644))
+		validate := func(file string, inCluster bool) (string, error) {
+			args := []string{"run", "--rm", "-e", "POD_IP=127.0.0.1", "-e", "K8S_NODE_NAME=node-1", "-v", dir + ":/cfg:ro"}
+			if inCluster {
+				args = append(args, "-e", "KUBERNETES_SERVICE_HOST=127.0.0.1", "-e", "KUBERNETES_SERVICE_PORT=6443",
+					"-v", sa+":/var/run/secrets/kubernetes.io/serviceaccount:ro")
+			}
+			out, err := exec.Command("docker", append(args, testImage, "validate", "--config", "/cfg/"+file)...).CombinedOutput()
+			return string(out), err
+		}
+		out, err := validate("config.yaml", true)
+		assert.NoError(t, err, "the ConfigMap's pipeline does not validate:\n%s", out)
+		out, err = validate("bad.yaml", true)
+		assert.Error(t, err, "a misspelt k8sattributes field validated")
+		assert.Contains(t, out, "pod_associations")
+		// And the processors do need the cluster: proof that they were built.
+		out, err = validate("config.yaml", false)
+		assert.Error(t, err)
+		assert.Contains(t, out, "KUBERNETES_SERVICE_HOST")
+	})
+
 	t.Run("without CAP_SYS_PTRACE", func(t *testing.T) {
 		var caps []string
 		for _, c := range ds.capAdd {
@@ -482,4 +520,24 @@ func tail(b []byte, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// manifestPipeline returns the collector configuration of the ConfigMap in
+// deploy/kubernetes/tlstap.yaml.
+func manifestPipeline(t *testing.T, root string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, "deploy", "kubernetes", "tlstap.yaml"))
+	require.NoError(t, err)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc struct {
+			Kind string            `yaml:"kind"`
+			Data map[string]string `yaml:"data"`
+		}
+		require.NoError(t, dec.Decode(&doc), "no ConfigMap in deploy/kubernetes/tlstap.yaml")
+		if doc.Kind == "ConfigMap" {
+			require.NotEmpty(t, doc.Data["config.yaml"])
+			return doc.Data["config.yaml"]
+		}
+	}
 }
