@@ -255,13 +255,11 @@ func runCollectorContainer(t *testing.T, dockerArgs []string, cmd ...string) str
 	t.Helper()
 	name := fmt.Sprintf("tlstap-e2e-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	args := append(append([]string{"run", "-d", "--name", name}, dockerArgs...), testImage)
+	// Registered first: a container docker created but could not start
+	// is removed too.
+	t.Cleanup(func() { removeContainer(t, name) })
 	out, err := exec.Command("docker", append(args, cmd...)...).CombinedOutput()
 	require.NoError(t, err, "docker %s:\n%s", strings.Join(args, " "), out)
-	t.Cleanup(func() {
-		if out, err := exec.Command("docker", "rm", "-f", name).CombinedOutput(); err != nil {
-			t.Errorf("docker rm %s: %v\n%s", name, err, out)
-		}
-	})
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		logs, _ := exec.Command("docker", "logs", name).CombinedOutput()
@@ -273,6 +271,27 @@ func runCollectorContainer(t *testing.T, dockerArgs []string, cmd ...string) str
 			t.Fatalf("collector container not ready (running=%s):\n%s", bytes.TrimSpace(state), tail(logs, 60))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// removeContainer stops the collector (SIGTERM: it shuts down cleanly)
+// and removes its container. Docker 20.10 refuses to remove a container
+// whose process has exited but is not reaped yet ("is zombie and can not
+// be killed"), seen on a loaded machine: removal is retried until then.
+func removeContainer(t *testing.T, name string) {
+	t.Helper()
+	_ = exec.Command("docker", "stop", "-t", "10", name).Run()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err := exec.Command("docker", "rm", "-f", name).CombinedOutput()
+		if err == nil || bytes.Contains(out, []byte("No such container")) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("docker rm %s: %v\n%s", name, err, out)
+			return
+		}
+		time.Sleep(time.Second)
 	}
 }
 
