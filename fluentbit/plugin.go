@@ -136,6 +136,7 @@ func (p *plugin) stop() error {
 			zap.Uint64("h2_streams_dropped", s.H2StreamsDropped),
 			zap.Uint64("discovery_dropped", s.DiscoveryDropped),
 			zap.Uint64("attach_errors", s.AttachErrors),
+			zap.Uint64("jvm_attach_failures", s.JVMAttachFailed),
 			zap.Uint64("files_skipped", s.FilesSkipped),
 			zap.Uint64("filtered", filtered),
 			zap.Uint64("sampled_out", s.Policy.SampledOut),

@@ -367,6 +367,8 @@ func (r *tlstapReceiver) registerStats() error {
 		{t.TlstapExecAnalysisFailures, func(s engine.Stats) uint64 { return s.ExecAnalysisFailures }},
 		{t.TlstapExecsUngated, func(s engine.Stats) uint64 { return s.ExecsUngated }},
 		{t.TlstapExecGateErrors, func(s engine.Stats) uint64 { return s.ExecGateErrors }},
+		{t.TlstapJvmsAttached, func(s engine.Stats) uint64 { return s.JVMsAttached }},
+		{t.TlstapJvmAttachFailures, func(s engine.Stats) uint64 { return s.JVMAttachFailed }},
 	}
 	insts := []metric.Observable{t.TlstapExchangesFiltered, t.TlstapRedactions, t.TlstapPiiExchanges}
 	for _, c := range counters {

@@ -51,6 +51,8 @@ type TelemetryBuilder struct {
 	TlstapExecsUngated          metric.Int64ObservableCounter
 	TlstapFilesSkipped          metric.Int64ObservableCounter
 	TlstapH2StreamsDropped      metric.Int64ObservableCounter
+	TlstapJvmAttachFailures     metric.Int64ObservableCounter
+	TlstapJvmsAttached          metric.Int64ObservableGauge
 	TlstapParseErrors           metric.Int64ObservableCounter
 	TlstapPiiExchanges          metric.Int64ObservableCounter
 	TlstapProbesAttached        metric.Int64ObservableGauge
@@ -416,6 +418,36 @@ func (builder *TelemetryBuilder) RegisterTlstapH2StreamsDroppedCallback(cb metri
 	return nil
 }
 
+// RegisterTlstapJvmAttachFailuresCallback sets callback for observable TlstapJvmAttachFailures metric.
+func (builder *TelemetryBuilder) RegisterTlstapJvmAttachFailuresCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapJvmAttachFailures, obs: o})
+		return nil
+	}, builder.TlstapJvmAttachFailures)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapJvmsAttachedCallback sets callback for observable TlstapJvmsAttached metric.
+func (builder *TelemetryBuilder) RegisterTlstapJvmsAttachedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapJvmsAttached, obs: o})
+		return nil
+	}, builder.TlstapJvmsAttached)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 // RegisterTlstapParseErrorsCallback sets callback for observable TlstapParseErrors metric.
 func (builder *TelemetryBuilder) RegisterTlstapParseErrorsCallback(cb metric.Int64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
@@ -685,6 +717,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_tlstap_h2_streams_dropped",
 		metric.WithDescription("HTTP/2 requests seen but not emitted because their header block could not be decoded (HPACK state lost with bytes the kernel could not deliver). [Development]"),
 		metric.WithUnit("{stream}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapJvmAttachFailures, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_jvm_attach_failures",
+		metric.WithDescription("JVMs (tls_probes java) the agent could not be loaded into, each logged with its pid and reason (attach disabled, not ready within 30 s, agent missing, attach refused or timed out). Also counted in tlstap_attach_errors. [Development]"),
+		metric.WithUnit("{process}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapJvmsAttached, err = builder.meter.Int64ObservableGauge(
+		"otelcol_tlstap_jvms_attached",
+		metric.WithDescription("JVMs (tls_probes java) whose agent feeds the engine now. [Development]"),
+		metric.WithUnit("{process}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.TlstapParseErrors, err = builder.meter.Int64ObservableCounter(
