@@ -104,6 +104,7 @@ func runTB(t testing.TB, name string, args ...string) {
 // jvm is a running TlsApp: commands on stdin, one reply line each.
 type jvm struct {
 	cmd    *exec.Cmd
+	host   int // the JVM's host pid when cmd is not the JVM itself (0: it is)
 	in     io.WriteCloser
 	out    *bufio.Reader
 	stderr *syncBuffer
@@ -135,6 +136,13 @@ func (a javaApp) start(t testing.TB, uid int, jvmArgs []string, args ...string) 
 	if uid != 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
 	}
+	return startJVM(t, cmd)
+}
+
+// startJVM starts cmd, a TlsApp JVM or a command that runs one, and waits
+// for its READY; it is killed at cleanup.
+func startJVM(t testing.TB, cmd *exec.Cmd) *jvm {
+	t.Helper()
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +171,12 @@ func (a javaApp) start(t testing.TB, uid int, jvmArgs []string, args ...string) 
 	return j
 }
 
-func (j *jvm) pid() int { return j.cmd.Process.Pid }
+func (j *jvm) pid() int {
+	if j.host != 0 {
+		return j.host
+	}
+	return j.cmd.Process.Pid
+}
 
 func (j *jvm) line(t testing.TB) string {
 	t.Helper()
