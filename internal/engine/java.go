@@ -199,13 +199,15 @@ func (a *javaAttacher) attach(pid uint32, st *jvmState) error {
 	if err := a.placeJars(t, st); err != nil {
 		return err
 	}
-	statusHost := filepath.Join(t.Root, st.status)
-	_ = os.Remove(statusHost)
 	ns, _ := os.Readlink(fmt.Sprintf("%s/%d/ns/mnt", a.proc, pid))
 	lease, err := newJavaLease(t, ns != "" && ns == a.selfNS)
 	if err != nil {
 		return err
 	}
+	// Named after the lease: another tlstap on the host may attach to the
+	// same JVM at the same time.
+	st.status = lease.jvm + ".status"
+	statusHost := filepath.Join(t.Root, st.status)
 	attached := false
 	defer func() {
 		if !attached {
@@ -247,7 +249,6 @@ func (a *javaAttacher) attach(pid uint32, st *jvmState) error {
 // placeJars makes the agent jar readable by the JVM: in place when it
 // shares our mount namespace, else copied into its /tmp.
 func (a *javaAttacher) placeJars(t jvmattach.Target, st *jvmState) error {
-	st.status = fmt.Sprintf("/tmp/.tlstap-java-%d", t.NSPID)
 	ns, _ := os.Readlink(fmt.Sprintf("%s/%d/ns/mnt", a.proc, t.PID))
 	if ns != "" && ns == a.selfNS {
 		st.jar = filepath.Join(a.dir, agentJar)
@@ -355,7 +356,7 @@ func (a *javaAttacher) stop(ctx context.Context) {
 				st.lease.release()
 				return
 			}
-			if err := jvmattach.LoadAgent(c, a.proc, st.target, st.jar, "stop,"+st.status); err != nil {
+			if err := jvmattach.LoadAgent(c, a.proc, st.target, st.jar, "stop,"+st.status+","+st.lease.jvm); err != nil {
 				a.logger.Warn("cannot stop the agent in a JVM (its records go to /dev/null, unread)", zap.Uint32("pid", pids[i]), zap.Error(err))
 			}
 			_ = os.Remove(filepath.Join(st.target.Root, st.status))

@@ -456,6 +456,29 @@ func TestJavaJSSE(t *testing.T) {
 			t.Errorf("client after restart: %+v", cl)
 		}
 	})
+
+	// Two tlstaps on one host (a collector and a Fluent Bit, say) attach to
+	// the same JVM: the one that stops leaves the other's capture on.
+	t.Run("TwoTlstaps", func(t *testing.T) {
+		first := startCapture(t, javaConfig(dir))
+		first.waitAttached(t, 2)
+		second := startCapture(t, javaConfig(dir))
+		second.waitAttached(t, 2)
+		if st := agentStatus(t, dir, server.pid()); len(strings.Fields(st["lease"])) != 2 || st["active"] != "1" {
+			t.Fatalf("agent status %v, want the leases of both tlstaps", st)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := first.eng.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, out := run(t, "curl", "-sk", base+"/second-only"); string(out) != "hello /second-only" {
+			t.Fatalf("server replied %q", out)
+		}
+		if sv := second.findExchange(t, server.pid(), "/second-only"); sv.Response == nil || sv.Response.StatusCode != 200 || sv.Conn.Source != ProbeJava {
+			t.Errorf("the remaining tlstap: %+v", sv)
+		}
+	})
 }
 
 // startInProcessH2 serves HTTP/2 over TLS from the test process; it answers

@@ -26,7 +26,7 @@ import org.objectweb.asm.commons.AdviceAdapter;
 
 /**
  * Loaded by tlstap through HotSpot's dynamic attach ("load instrument").
- * Arguments: "start,<status file>,<lease file>" or "stop|status,<status file>".
+ * Arguments: "start|stop,<status file>,<lease file>" or "status,<status file>".
  *
  * start: defines the hook classes (carried as resources TlstapHook*.bin) in
  * java.base, instruments JSSE once per JVM (retransformation), opens
@@ -49,15 +49,15 @@ public final class Agent {
 
     public static void agentmain(String args, Instrumentation inst) throws Exception {
         String[] a = args == null ? new String[0] : args.split(",", 3);
-        if (a.length < 2 || a[0].equals("start") != (a.length == 3)) {
-            throw new IllegalArgumentException("tlstap agent: want start,<status file>,<lease file> or stop|status,<status file>");
+        if (a.length < 2 || a[0].equals("status") == (a.length == 3)) {
+            throw new IllegalArgumentException("tlstap agent: want start|stop,<status file>,<lease file> or status,<status file>");
         }
         Path status = Paths.get(a[1]);
         synchronized (Agent.class) {
             Class<?> hook = hookClass();
             if (a[0].equals("stop") || a[0].equals("status")) {
                 if (hook != null) {
-                    if (a[0].equals("stop")) hook.getMethod("stop").invoke(null);
+                    if (a[0].equals("stop")) hook.getMethod("stop", String.class).invoke(null, a[2]);
                     writeStatus(status, (String) hook.getMethod("status").invoke(null));
                 }
                 return;

@@ -60,8 +60,12 @@ public final class TlstapHook {
 
     /** True while tlstap is attached. */
     static volatile boolean active;
-    /** The lease file tlstap holds locked while it lives; null when none. */
-    static volatile String lease;
+    /**
+     * The lease files of the tlstaps attached (each holds its own locked
+     * while it lives; several agents on one host, e.g. a collector and a
+     * Fluent Bit, each attach). Copy on write, under the class lock.
+     */
+    static volatile String[] leases = new String[0];
     /** System.nanoTime() at which the lease is due for its next check. */
     static final AtomicLong nextCheck = new AtomicLong();
     static final AtomicLong leaseChecks = new AtomicLong();
@@ -104,14 +108,32 @@ public final class TlstapHook {
             out = stream;
             fd = streamFd;
         }
-        lease = leasePath;
+        String[] l = leases;
+        if (!java.util.Arrays.asList(l).contains(leasePath)) {
+            l = java.util.Arrays.copyOf(l, l.length + 1);
+            l[l.length - 1] = leasePath;
+            leases = l;
+        }
         nextCheck.set(System.nanoTime() + LEASE_CHECK_NS);
         active = true;
     }
 
-    public static synchronized void stop() {
+    /**
+     * The tlstap holding leasePath detaches (null: all of them). The hook
+     * stays on while another one is attached.
+     */
+    public static synchronized void stop(String leasePath) {
+        String[] l = new String[0];
+        if (leasePath != null) {
+            for (String x : leases) {
+                if (x.equals(leasePath)) continue;
+                l = java.util.Arrays.copyOf(l, l.length + 1);
+                l[l.length - 1] = x;
+            }
+        }
+        leases = l;
+        if (l.length > 0) return;
         active = false;
-        lease = null;
         synchronized (conns) {
             conns.clear();
         }
@@ -138,8 +160,12 @@ public final class TlstapHook {
     }
 
     private static void checkLease() {
-        String path = lease;
-        if (path == null) return;
+        for (String path : leases) {
+            checkLease(path);
+        }
+    }
+
+    private static void checkLease(String path) {
         leaseChecks.incrementAndGet();
         boolean gone;
         try (FileChannel ch = FileChannel.open(Paths.get(path), StandardOpenOption.READ)) {
@@ -158,8 +184,8 @@ public final class TlstapHook {
     }
 
     private static synchronized void expire(String path) {
-        if (!path.equals(lease)) return; // a new tlstap started meanwhile
-        stop();
+        if (!java.util.Arrays.asList(leases).contains(path)) return; // stopped meanwhile
+        stop(path);
         leaseExpired.incrementAndGet();
         try {
             Files.deleteIfExists(Paths.get(path));
@@ -179,8 +205,7 @@ public final class TlstapHook {
         synchronized (conns) {
             n = conns.size();
         }
-        String l = lease;
-        return "active=" + (active ? 1 : 0) + "\nlease=" + (l == null ? "" : l) + "\nlease_checks=" + leaseChecks.get()
+        return "active=" + (active ? 1 : 0) + "\nlease=" + String.join(" ", leases) + "\nlease_checks=" + leaseChecks.get()
                 + "\nlease_expired=" + leaseExpired.get() + "\nfd=" + fd + "\nrecords=" + records.get() + "\nerrors="
                 + errors.get() + "\nuntracked=" + untracked.get() + "\nconnections=" + n + "\nlast_error=" + lastError + "\n";
     }
