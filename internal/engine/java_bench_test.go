@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tlstap/tlstap/internal/exchange"
+	"github.com/tlstap/tlstap/internal/procscan"
 )
 
 // javaBenchRequests is the number of requests one round measures.
@@ -154,4 +156,36 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// BenchmarkJavaCheckNoJVM: what the java probe adds to the discovery of a
+// process that is not a JVM (the libjvm.so test on its maps), against
+// the TLS scan every discovered process gets anyway (procscan's ScanTLS,
+// which reads the same maps). The process is this test binary, linked
+// with no TLS library: the cheapest scan, so x_scan is an upper bound.
+func BenchmarkJavaCheckNoJVM(b *testing.B) {
+	pid := uint32(os.Getpid())
+	scan := procscan.New("/proc")
+	if isJVM("/proc", pid) {
+		b.Fatal("the test binary taken for a JVM")
+	}
+	var scanNs float64
+	b.Run("scan", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, _, err := scan.ScanTLS(int(pid)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		scanNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	b.Run("java", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if isJVM("/proc", pid) {
+				b.Fatal("the test binary taken for a JVM")
+			}
+		}
+		if scanNs > 0 {
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/scanNs, "x_scan")
+		}
+	})
 }
