@@ -295,6 +295,17 @@ func TestTrackerEveryLossPatternPairsRight(t *testing.T) {
 			f.send(tlsbpf.DirIngress, fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body), mask&(1<<(2*i-1)) != 0, 0)
 		}
 		f.close()
+		// A response left whole whose request was lost is counted, not
+		// emitted and not attached to another request.
+		var orphaned uint64
+		for i := 1; i <= pairs; i++ {
+			if mask&(1<<(2*i-1)) == 0 && mask&(1<<(2*i-2)) != 0 {
+				orphaned++
+			}
+		}
+		if got := f.tr.stats.h1Unpaired.Load(); got != orphaned {
+			t.Errorf("loss pattern %012b: %d responses counted unpaired, want %d", mask, got, orphaned)
+		}
 		for _, ex := range f.got {
 			if ex.Request == nil || ex.Response == nil {
 				continue

@@ -161,7 +161,20 @@ type Conn struct {
 
 	upgrade        *Upgrade
 	upgradePending bool // the feed that completed the 101 still owes its tail
+
+	stats Stats
 }
+
+// Stats counts what the parser saw but could not report as an exchange.
+type Stats struct {
+	// UnpairedResponses are responses whose request was lost in a gap:
+	// no request can be named for them, so they are not emitted (pairing
+	// one with another request would report a wrong exchange).
+	UnpairedResponses uint64
+}
+
+// Stats returns the counts so far.
+func (c *Conn) Stats() Stats { return c.stats }
 
 // Upgrade describes the protocol switch (101 Switching Protocols) that
 // stopped the parser, so that a parser of the new protocol can take over.
@@ -309,7 +322,7 @@ func (c *Conn) push(e *entry) {
 func (c *Conn) nextResponse(ts int64) *entry {
 	if c.nResp >= len(c.queue) {
 		c.respGap = false
-		return c.popResponse()
+		return c.countUnpaired(c.popResponse())
 	}
 	if c.respGap && !c.pipelined {
 		newest := -1
@@ -331,7 +344,16 @@ func (c *Conn) nextResponse(ts int64) *entry {
 		}
 	}
 	c.respGap = false
-	return c.popResponse()
+	return c.countUnpaired(c.popResponse())
+}
+
+// countUnpaired counts a response that pairs with no known request: none
+// is pending, or the one pending is the placeholder of a lost request.
+func (c *Conn) countUnpaired(e *entry) *entry {
+	if e == nil || e.drop {
+		c.stats.UnpairedResponses++
+	}
+	return e
 }
 
 // popResponse assigns the next final response to the oldest request still

@@ -170,3 +170,37 @@ func TestReliabilityResyncAtRecordStart(t *testing.T) {
 		}
 	}
 }
+
+// Every response the loss left whole is accounted for, over every loss
+// pattern of TestReliabilityEveryLossPatternPairsRight: emitted with its
+// own request, or counted in Stats.UnpairedResponses because its request
+// was lost (never attached to another request, never dropped silently).
+func TestReliabilityUnpairedResponsesCounted(t *testing.T) {
+	const pairs = 6
+	var unpaired, delivered uint64
+	for mask := 0; mask < 1<<(2*pairs); mask++ {
+		lost := func(i int, d Dir) bool { return mask&(1<<(2*i-2+int(d))) != 0 }
+		seen, orphaned := 0, uint64(0)
+		for i := 1; i <= pairs; i++ {
+			if !lost(i, Ingress) {
+				seen++
+				if lost(i, Egress) {
+					orphaned++
+				}
+			}
+		}
+		exs, c := run(Options{MaxBodyBytes: 1024}, lossScript(pairs, lost), whole)
+		n, bad := misPaired(exs)
+		if len(bad) > 0 {
+			t.Fatalf("loss pattern %012b: %s", mask, bad[0])
+		}
+		got := c.Stats().UnpairedResponses
+		if got != orphaned || uint64(n)+got != uint64(seen) {
+			t.Fatalf("loss pattern %012b: %d responses whole, %d whose request was lost; %d emitted paired, %d counted unpaired",
+				mask, seen, orphaned, n, got)
+		}
+		unpaired += got
+		delivered += uint64(n)
+	}
+	t.Logf("%d responses emitted with their request, %d counted unpaired", delivered, unpaired)
+}
