@@ -456,8 +456,8 @@ func TestFaultSlowConsumer(t *testing.T) {
 		peak = max(peak, heapInuse())
 	}
 	st := eng.Stats()
-	t.Logf("slow sink (10 ms/exchange), ring 64 KiB: curl made %d requests in %v; %d delivered after %v; events lost %d; heap %.1f MiB before, %.1f MiB peak",
-		n, curlTook.Round(time.Millisecond), got.Load(), time.Since(t0).Round(time.Millisecond), st.EventsLost, mib(base), mib(peak))
+	t.Logf("slow sink (10 ms/exchange), ring 64 KiB: curl made %d requests in %v; %d delivered after %v; events lost %d, responses unpaired %d; heap %.1f MiB before, %.1f MiB peak",
+		n, curlTook.Round(time.Millisecond), got.Load(), time.Since(t0).Round(time.Millisecond), st.EventsLost, st.ResponsesUnpaired, mib(base), mib(peak))
 	if len(bad) > 0 {
 		// Records carry both directions' loss and pairing after a loss is
 		// checked by time (httpparse nextResponse): none may be spliced.

@@ -28,6 +28,9 @@ type stream struct {
 	// UnpairedResponses (HTTP/1) counts already added to the engine's
 	// counters.
 	h2Dropped, h1Unpaired uint64
+	// preGap: per direction, bytes lost before the parser was chosen
+	// (the connection's first records); told to it once chosen.
+	preGap [2]int64
 	// newer/older link the streams by last activity (the tracker's LRU
 	// list), so evicting the least recently seen one at the cap is O(1).
 	newer, older *stream
@@ -165,9 +168,7 @@ func (t *tracker) data(r *record) {
 		// (a response would otherwise be paired as if its request's loss
 		// had not happened).
 		t.stats.streamGaps.Add(1)
-		if s.parser != nil {
-			s.parser.Gap(pdir^1, int64(r.lost[o]-s.next[o]), r.ts)
-		}
+		t.gap(s, o, int64(r.lost[o]-s.next[o]), r.ts)
 		s.next[o] = r.lost[o]
 	}
 	if !s.started[dir] {
@@ -179,9 +180,7 @@ func (t *tracker) data(r *record) {
 	switch {
 	case pos > s.next[dir]:
 		t.stats.streamGaps.Add(1)
-		if s.parser != nil {
-			s.parser.Gap(pdir, int64(pos-s.next[dir]), r.ts)
-		}
+		t.gap(s, dir, int64(pos-s.next[dir]), r.ts)
 	case pos < s.next[dir]:
 		// Overlap (concurrent writers on one socket): drop what was seen.
 		over := s.next[dir] - pos
@@ -201,6 +200,11 @@ func (t *tracker) data(r *record) {
 			return // nothing to judge the protocol by: wait for bytes
 		}
 		t.choose(s, payload)
+		for d, n := range s.preGap {
+			if n > 0 {
+				s.parser.Gap(parserDir(d), n, r.ts)
+			}
+		}
 	}
 	if len(payload) > 0 {
 		if r.flags&tlsbpf.DfCallStart != 0 && len(payload) == int(r.len) {
@@ -215,6 +219,24 @@ func (t *tracker) data(r *record) {
 		// were not copied on purpose.
 		s.parser.Skip(pdir, int64(missing), r.ts)
 	}
+}
+
+// gap tells the parser that n bytes of direction dir were lost, or keeps
+// the count until a parser is chosen: a request lost before the first one
+// seen must still hold its place, or its response is paired with the next.
+func (t *tracker) gap(s *stream, dir int, n int64, ts int64) {
+	if s.parser == nil {
+		s.preGap[dir] += n
+		return
+	}
+	s.parser.Gap(parserDir(dir), n, ts)
+}
+
+func parserDir(dir int) httpparse.Dir {
+	if dir == tlsbpf.DirIngress {
+		return httpparse.Ingress
+	}
+	return httpparse.Egress
 }
 
 // choose picks the parser from a stream's first bytes: the HTTP/2 client
