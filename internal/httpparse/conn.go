@@ -169,6 +169,7 @@ type Conn struct {
 	// lostEarly: a direction lost bytes before the roles were known
 	// (the connection's first records were lost); applied by setRoles.
 	lostEarly [2]bool
+	lostAt    [2]int64 // when each lostEarly loss became known
 
 	callStart bool // inside FeedCall: the first feed starts a call
 
@@ -298,11 +299,12 @@ func (c *Conn) setRoles(reqDir Dir) {
 		// Responses were lost before this one: which requests they
 		// answered is decided by time (nextResponse).
 		c.respGap, c.respGapNew = true, true
+		c.respLossTS = c.lostAt[reqDir.other()]
 	}
 	if c.lostEarly[reqDir] {
 		// At least one request was lost before the first seen: its
 		// placeholder absorbs the response that answers it.
-		c.push(&entry{drop: true, reqDone: true})
+		c.push(&entry{drop: true, reqDone: true, req: exchange.Message{FirstByte: c.lostAt[reqDir]}})
 	}
 }
 
@@ -393,8 +395,10 @@ func (c *Conn) notePipelining(e *entry) {
 	if c.pipelined || c.unpairable {
 		return
 	}
+	// A placeholder's time is when its loss became known: the lost
+	// request went out before, so the rule holds for it too.
 	for _, p := range c.queue[c.nResp:] {
-		if !p.drop && p.req.FirstByte > c.respLossTS {
+		if p.req.FirstByte > c.respLossTS {
 			c.pipelined = true
 			break
 		}
@@ -540,6 +544,7 @@ func (c *Conn) lostStart(s *stream) {
 	if c.state != HTTP {
 		if c.state == Detecting {
 			c.lostEarly[s.dir] = true
+			c.lostAt[s.dir] = s.lastTS
 		}
 		return
 	}
