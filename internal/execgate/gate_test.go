@@ -100,6 +100,9 @@ func TestGateHoldsUntilAnalysed(t *testing.T) {
 		t.Errorf("a file without TLS analysed %d times, want 1 (then cached)", n)
 	}
 	s := g.Stats()
+	if s.InProcess || s.GateProcess == 0 {
+		t.Errorf("the answers do not come from a gate process: %+v", s)
+	}
 	if s.Gated < 4 || s.Known < 2 || s.TimedOut != 0 || s.FileSystems == 0 {
 		t.Errorf("stats %+v", s)
 	}

@@ -51,10 +51,12 @@ func (m *marker) markSelf() error {
 	if err != nil {
 		return fmt.Errorf("read own mount table: %w", err)
 	}
+	m.mu.Lock()
 	m.lastOwn = b
 	if ns, err := os.Readlink("/proc/self/ns/mnt"); err == nil {
 		m.ns[ns] = true
 	}
+	m.mu.Unlock()
 	n, err := m.markTable(b, "")
 	if err != nil {
 		return err
@@ -123,10 +125,16 @@ func (m *marker) run(done <-chan struct{}) {
 			return
 		case <-t.C:
 			b, err := os.ReadFile("/proc/self/mountinfo")
-			if err != nil || bytes.Equal(b, m.lastOwn) {
+			if err != nil {
 				continue
 			}
+			m.mu.Lock()
+			same := bytes.Equal(b, m.lastOwn)
 			m.lastOwn = b
+			m.mu.Unlock()
+			if same {
+				continue
+			}
 			if _, err := m.markTable(b, ""); err != nil {
 				m.g.logger.Warn("exec gate: cannot read own mount table", zap.Error(err))
 			}
