@@ -403,7 +403,7 @@ func (e *Engine) Stats() Stats {
 		gs := g.Stats()
 		s.ExecsGated, s.ExecsAllowedOnTimeout, s.ExecAnalysisFailures, s.ExecsUngated =
 			gs.Gated, gs.TimedOut, gs.Failed, gs.Overflow
-		s.ExecGateErrors += gs.MarkErrors
+		s.ExecGateErrors += gs.MarkErrors + gs.Restarts
 	}
 	e.kernMu.Lock()
 	if k := e.kern; k != nil {
