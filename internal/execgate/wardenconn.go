@@ -68,7 +68,7 @@ func startWarden(fan *os.File, timeout time.Duration) (*wardenConn, error) {
 	w.cmd = exec.Command("/proc/self/exe")
 	w.cmd.Args = []string{"tlstap-execgate"}
 	w.cmd.Env = []string{wardenEnv + "=" + strconv.FormatInt(timeout.Nanoseconds(), 10) + "," + strconv.Itoa(os.Getpid()),
-		"GOMAXPROCS=1", "GOGC=off", "GODEBUG=" + os.Getenv("GODEBUG")}
+		"GOMAXPROCS=1", "GODEBUG=" + os.Getenv("GODEBUG")}
 	w.cmd.ExtraFiles = []*os.File{fan, theirs} // descriptors 3 and 4
 	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	// The death signal follows the thread that forks: start from a
