@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 // fakeAnalyzer records analyses and holds each until released.
@@ -40,15 +42,7 @@ func (a *fakeAnalyzer) count(path string) int {
 	return a.seen[path]
 }
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("exec gate tests must run as root in CI")
-		}
-		t.Skip("needs root")
-	}
-}
+func requireRoot(t *testing.T) { t.Helper(); testenv.RequireRoot(t) }
 
 // TestGateHoldsUntilAnalysed: an exec of a new file does not complete
 // before its analysis returns; a file found without TLS is answered from
