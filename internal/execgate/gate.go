@@ -130,9 +130,9 @@ type Gate struct {
 	// process reads and answers the group itself.
 	warden *wardenConn
 	// Warden totals: of the wardens gone (base) and of the current one.
-	wTimedOutBase, wFullBase uint64
-	wTimedOut, wFull         atomic.Uint64
-	restarts                 atomic.Uint64
+	wTimedOutBase, wFullBase, wCachedBase uint64
+	wTimedOut, wFull, wCached             atomic.Uint64
+	restarts                              atomic.Uint64
 
 	mu      sync.Mutex
 	flights map[Key]*flight
@@ -167,6 +167,8 @@ type event struct {
 	// fd is the group's event descriptor itself.
 	w         *wardenConn
 	slot, seq uint32
+	key       Key         // the file's, once known
+	noTLS     atomic.Bool // answered as a file without TLS: the warden caches it
 	answered  atomic.Bool
 	refs      atomic.Int32
 	timer     *time.Timer
@@ -250,6 +252,7 @@ func (g *Gate) Stats() Stats {
 	fs, errs := g.mounts.counts()
 	g.wmu.RLock()
 	wTimedOut, wFull := g.wTimedOutBase+g.wTimedOut.Load(), g.wFullBase+g.wFull.Load()
+	wCached := g.wCachedBase + g.wCached.Load()
 	pid := 0
 	if g.warden != nil {
 		pid = g.warden.pid()
@@ -257,7 +260,7 @@ func (g *Gate) Stats() Stats {
 	inProcess := g.warden == nil && g.restarts.Load() == 0
 	g.wmu.RUnlock()
 	return Stats{
-		Gated: g.gated.Load(), Known: g.known.Load(), TimedOut: g.timedOut.Load() + wTimedOut,
+		Gated: g.gated.Load() + wCached, Known: g.known.Load() + wCached, TimedOut: g.timedOut.Load() + wTimedOut,
 		Failed: g.failed.Load(), Overflow: g.overflow.Load() + wFull, FileSystems: fs, MarkErrors: errs,
 		Restarts: g.restarts.Load(), InProcess: inProcess, GateProcess: pid,
 	}
@@ -343,10 +346,12 @@ func (g *Gate) handle(e *event, pid int32, mask uint64) {
 		e.unref()
 		return
 	}
+	e.key = keyOf(&st)
 	f := File{Path: fmt.Sprintf("/proc/self/fd/%d", e.fd), PID: int(pid), Key: keyOf(&st)}
 	g.mu.Lock()
 	_, noTLS := g.noTLS[f.Key]
 	g.mu.Unlock()
+	e.noTLS.Store(noTLS)
 	if noTLS || g.an.Known(f) {
 		g.known.Add(1)
 		e.allow()
@@ -444,6 +449,12 @@ func (g *Gate) finish(fl *flight, v Verdict) {
 	}
 	waiters := fl.waiters
 	g.mu.Unlock()
+	if v == NoTLS {
+		fl.first.noTLS.Store(true)
+		for _, e := range waiters {
+			e.noTLS.Store(true)
+		}
+	}
 	fl.first.allow()
 	for _, e := range waiters {
 		e.allow()
@@ -467,7 +478,7 @@ func (e *event) answer(fromWatchdog bool) bool {
 		e.unref()
 	}
 	if e.w != nil {
-		e.w.allow(e.slot, e.seq)
+		e.w.allow(e.slot, e.seq, e.key, e.noTLS.Load())
 	} else {
 		e.g.respond(e.fd)
 	}

@@ -70,6 +70,7 @@ func (g *Gate) serveWarden(w *wardenConn) error {
 		}
 		g.wTimedOut.Store(uint64(m.timedOut))
 		g.wFull.Store(uint64(m.full))
+		g.wCached.Store(uint64(m.cached))
 		if m.kind != msgEvent {
 			continue
 		}
@@ -91,6 +92,7 @@ func (g *Gate) drop(w *wardenConn) {
 	}
 	g.wTimedOutBase += g.wTimedOut.Swap(0)
 	g.wFullBase += g.wFull.Swap(0)
+	g.wCachedBase += g.wCached.Swap(0)
 	if g.warden == w {
 		g.warden = nil
 	}
@@ -123,6 +125,7 @@ func (g *Gate) restart(w *wardenConn) error {
 	}
 	g.wTimedOutBase += g.wTimedOut.Swap(0)
 	g.wFullBase += g.wFull.Swap(0)
+	g.wCachedBase += g.wCached.Swap(0)
 	g.releaseGroup(w)
 	g.fan.Close()
 	fd, err := unix.FanotifyInit(fanotifyClass, fanotifyEventFlags)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -32,6 +33,13 @@ const (
 	// maxHolds remembers when recent execs were first held: the bound is
 	// per exec, which opens several files (program, interpreter).
 	maxHolds = 512
+	// totalsEvery is how often at most the warden reports its totals when
+	// no event carries them.
+	totalsEvery = int64(100 * time.Millisecond)
+	// noTLSCache is the warden's direct-mapped cache of files without TLS
+	// (a power of two): their execs, most of a host's, are answered
+	// without a round trip to the agent.
+	noTLSCache = 4096
 )
 
 func init() {
@@ -64,6 +72,11 @@ type warden struct {
 	seq       uint32
 	timedOut  uint32
 	full      uint32
+	cached    uint32
+	sentAt    int64 // when totals last went to the agent
+	dirty     bool  // totals changed since
+	noTLS     [noTLSCache]Key
+	st        unix.Stat_t
 	evbuf     [16 << 10]byte
 	out       [wardenMsgLen]byte
 	in        [64]byte
@@ -154,6 +167,11 @@ func allowFD(fan int, fd int32) {
 	_, _ = unix.Write(fan, b)
 }
 
+func cacheSlot(dev, ino uint64) uint32 {
+	h := (dev*0x9e3779b97f4a7c15 ^ ino) * 0xbf58476d1ce4e5b9
+	return uint32(h>>40) & (noTLSCache - 1)
+}
+
 func indexByte(s string, c byte) int {
 	for i := 0; i < len(s); i++ {
 		if s[i] == c {
@@ -176,6 +194,9 @@ func (w *warden) serve() {
 	fds := [2]unix.PollFd{{Fd: int32(w.fan), Events: unix.POLLIN}, {Fd: int32(w.sock), Events: unix.POLLIN}}
 	for {
 		wait := -1
+		if w.dirty {
+			wait = int(totalsEvery / 1e6)
+		}
 		if w.nheld > 0 {
 			next := int64(1<<63 - 1)
 			for i := range w.held {
@@ -184,7 +205,10 @@ func (w *warden) serve() {
 				}
 			}
 			d := (next - monotonic() + 999_999) / 1_000_000
-			wait = int(max(0, min(d, 60_000)))
+			if wait < 0 {
+				wait = 60_000
+			}
+			wait = int(max(0, min(d, int64(wait))))
 		}
 		fds[0].Revents, fds[1].Revents = 0, 0
 		if _, err := unix.Poll(fds[:], wait); err != nil && !errors.Is(err, unix.EINTR) {
@@ -196,7 +220,11 @@ func (w *warden) serve() {
 		if fds[0].Revents&unix.POLLIN != 0 && !w.readEvents() {
 			return
 		}
-		w.expire(monotonic())
+		now := monotonic()
+		w.expire(now)
+		if w.dirty && now-w.sentAt >= totalsEvery {
+			w.sendTotals(now)
+		}
 	}
 }
 
@@ -215,6 +243,9 @@ func (w *warden) readAnswers() bool {
 		m, err := decodeAgentMsg(w.in[:n])
 		if err != nil || m.slot >= maxHeld {
 			continue
+		}
+		if m.kind == msgAllowNoTLS {
+			w.noTLS[cacheSlot(m.key.Dev, m.key.Ino)] = m.key
 		}
 		if h := &w.held[m.slot]; h.fd > 0 && h.seq == m.seq {
 			w.allow(m.slot)
@@ -251,30 +282,44 @@ func (w *warden) readEvents() bool {
 func (w *warden) take(m *unix.FanotifyEventMetadata, now int64) {
 	if m.Fd < 0 {
 		w.full++ // the kernel's queue overflowed; nothing to answer
+		w.dirty = true
 		return
 	}
 	if m.Pid == w.agent || m.Mask&unix.FAN_OPEN_EXEC_PERM == 0 || len(w.free) == 0 {
 		if len(w.free) == 0 {
 			w.full++
+			w.dirty = true
 		}
 		w.respond(m.Fd)
 		unix.Close(int(m.Fd))
 		return
 	}
+	if unix.Fstat(int(m.Fd), &w.st) == nil && w.st.Mode&unix.S_IFMT == unix.S_IFREG {
+		if k := keyOf(&w.st); w.noTLS[cacheSlot(k.Dev, k.Ino)] == k {
+			w.cached++
+			w.dirty = true
+			w.respond(m.Fd)
+			unix.Close(int(m.Fd))
+			return
+		}
+	}
 	deadline := w.deadline(m.Pid, now)
 	if deadline <= now {
 		w.timedOut++
+		w.dirty = true
 		w.respond(m.Fd)
 		unix.Close(int(m.Fd))
 		return
 	}
 	slot := w.free[len(w.free)-1]
 	w.seq++
-	msg := wardenMsg{kind: msgEvent, slot: slot, seq: w.seq, pid: m.Pid, mask: uint32(m.Mask), timedOut: w.timedOut, full: w.full, fd: m.Fd}
+	msg := wardenMsg{kind: msgEvent, slot: slot, seq: w.seq, pid: m.Pid, mask: uint32(m.Mask), timedOut: w.timedOut, full: w.full, fd: m.Fd, cached: w.cached}
+	w.sentAt, w.dirty = now, false
 	if !w.send(msg, m.Fd) {
 		// A stalled agent's socket is full (or it is gone): nobody would
 		// answer before the deadline.
 		w.full++
+		w.dirty = true
 		w.respond(m.Fd)
 		unix.Close(int(m.Fd))
 		return
@@ -282,6 +327,14 @@ func (w *warden) take(m *unix.FanotifyEventMetadata, now int64) {
 	w.free = w.free[:len(w.free)-1]
 	w.held[slot] = heldExec{fd: m.Fd, seq: w.seq, deadline: deadline}
 	w.nheld++
+}
+
+// sendTotals reports the totals alone; a full socket (stalled agent)
+// leaves them for the next event.
+func (w *warden) sendTotals(now int64) {
+	if w.send(wardenMsg{kind: msgTotals, timedOut: w.timedOut, full: w.full, cached: w.cached}, -1) {
+		w.sentAt, w.dirty = now, false
+	}
 }
 
 // deadline is when pid's exec must be allowed: the bound from its first
@@ -305,6 +358,7 @@ func (w *warden) expire(now int64) {
 	for i := range w.held {
 		if h := &w.held[i]; h.fd > 0 && h.deadline <= now {
 			w.timedOut++
+			w.dirty = true
 			w.allow(uint32(i))
 		}
 	}
