@@ -110,6 +110,10 @@ type Stats struct {
 	InProcess bool
 	// GateProcess is the pid of the current gate process, 0 without one.
 	GateProcess int
+	// Memfd counts execs of memfd files seen after the fact: they run
+	// ungated (the kernel refuses marks on memfds' internal mount) and are
+	// hooked by discovery once running.
+	Memfd uint64
 }
 
 // Gate holds execs until their files are analysed. Open starts it; Close
@@ -262,7 +266,7 @@ func (g *Gate) Stats() Stats {
 	return Stats{
 		Gated: g.gated.Load() + wCached, Known: g.known.Load() + wCached, TimedOut: g.timedOut.Load() + wTimedOut,
 		Failed: g.failed.Load(), Overflow: g.overflow.Load() + wFull, FileSystems: fs, MarkErrors: errs,
-		Restarts: g.restarts.Load(), InProcess: inProcess, GateProcess: pid,
+		Restarts: g.restarts.Load(), InProcess: inProcess, GateProcess: pid, Memfd: g.mounts.memfd.Load(),
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -32,6 +34,7 @@ type marker struct {
 
 	pids    chan int
 	lastOwn []byte
+	memfd   atomic.Uint64 // execs of memfds seen (never gated)
 }
 
 func newMarker(g *Gate) *marker {
@@ -148,6 +151,11 @@ func (m *marker) run(done <-chan struct{}) {
 // time the namespace is seen.
 func (m *marker) scanNamespace(pid int) {
 	base := "/proc/" + strconv.Itoa(pid)
+	// A memfd's file system cannot be marked (the kernel refuses marks on
+	// its internal mount): such an exec ran ungated; count it.
+	if exe, err := os.Readlink(base + "/exe"); err == nil && strings.HasPrefix(exe, "/memfd:") {
+		m.memfd.Add(1)
+	}
 	ns, err := os.Readlink(base + "/ns/mnt")
 	if err != nil {
 		return // gone
