@@ -144,13 +144,22 @@ func (g *Gate) restart(w *wardenConn) error {
 		g.mounts.mu.Unlock()
 		return err
 	}
-	g.warden = nw
 	clear(g.mounts.byDev)
 	clear(g.mounts.ns)
 	g.wmu.Unlock()
 	g.mounts.mu.Unlock()
-	if err := g.mounts.markSelf(); err != nil {
-		return fmt.Errorf("mark file systems again: %w", err)
+	err = g.mounts.markSelf()
+	// Published once marked: Stats shows a gate process that gates.
+	g.wmu.Lock()
+	if g.shut || err != nil {
+		g.wmu.Unlock()
+		nw.stop()
+		if err != nil {
+			return fmt.Errorf("mark file systems again: %w", err)
+		}
+		return nil
 	}
+	g.warden = nw
+	g.wmu.Unlock()
 	return nil
 }
