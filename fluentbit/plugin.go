@@ -134,6 +134,7 @@ func (p *plugin) stop() error {
 			zap.Uint64("stream_gaps", s.StreamGaps),
 			zap.Uint64("exchanges_incomplete", s.ExchangesIncomplete),
 			zap.Uint64("h2_streams_dropped", s.H2StreamsDropped),
+			zap.Uint64("responses_unpaired", s.ResponsesUnpaired),
 			zap.Uint64("discovery_dropped", s.DiscoveryDropped),
 			zap.Uint64("attach_errors", s.AttachErrors),
 			zap.Uint64("files_skipped", s.FilesSkipped),

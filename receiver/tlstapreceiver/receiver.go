@@ -349,6 +349,7 @@ func (r *tlstapReceiver) registerStats() error {
 		{t.TlstapBytesLost, func(s engine.Stats) uint64 { return s.BytesLost }},
 		{t.TlstapBytesShed, func(s engine.Stats) uint64 { return s.BytesShed }},
 		{t.TlstapH2StreamsDropped, func(s engine.Stats) uint64 { return s.H2StreamsDropped }},
+		{t.TlstapResponsesUnpaired, func(s engine.Stats) uint64 { return s.ResponsesUnpaired }},
 		{t.TlstapStreamGaps, func(s engine.Stats) uint64 { return s.StreamGaps }},
 		{t.TlstapProbesAttached, func(s engine.Stats) uint64 { return s.ProbesAttached }},
 		{t.TlstapAttachErrors, func(s engine.Stats) uint64 { return s.AttachErrors }},

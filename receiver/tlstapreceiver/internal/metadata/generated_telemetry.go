@@ -55,6 +55,7 @@ type TelemetryBuilder struct {
 	TlstapPiiExchanges          metric.Int64ObservableCounter
 	TlstapProbesAttached        metric.Int64ObservableGauge
 	TlstapRedactions            metric.Int64ObservableCounter
+	TlstapResponsesUnpaired     metric.Int64ObservableCounter
 	TlstapSecretsRedacted       metric.Int64ObservableCounter
 	TlstapStreamGaps            metric.Int64ObservableCounter
 	TlstapUprobeLinks           metric.Int64ObservableGauge
@@ -476,6 +477,21 @@ func (builder *TelemetryBuilder) RegisterTlstapRedactionsCallback(cb metric.Int6
 	return nil
 }
 
+// RegisterTlstapResponsesUnpairedCallback sets callback for observable TlstapResponsesUnpaired metric.
+func (builder *TelemetryBuilder) RegisterTlstapResponsesUnpairedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapResponsesUnpaired, obs: o})
+		return nil
+	}, builder.TlstapResponsesUnpaired)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 // RegisterTlstapSecretsRedactedCallback sets callback for observable TlstapSecretsRedacted metric.
 func (builder *TelemetryBuilder) RegisterTlstapSecretsRedactedCallback(cb metric.Int64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
@@ -709,6 +725,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_tlstap_redactions",
 		metric.WithDescription("Values redacted in kept exchanges, by kind. [Development]"),
 		metric.WithUnit("{value}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapResponsesUnpaired, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_responses_unpaired",
+		metric.WithDescription("HTTP/1 responses seen but not emitted because their request was lost with bytes the kernel could not deliver (no request can be named for them; pairing one with another request would be wrong). [Development]"),
+		metric.WithUnit("{response}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.TlstapSecretsRedacted, err = builder.meter.Int64ObservableCounter(
