@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -89,7 +90,7 @@ func TestGateAgentStoppedDuringStorm(t *testing.T) {
 		for _, l := range <-r {
 			n++
 			if l.d > gateAgentBound+time.Second {
-				t.Errorf("an exec took %v, bound %v", l.d, gateAgentBound)
+				t.Errorf("an exec took %v, bound %v; fanotify groups on the host now: %v", l.d, gateAgentBound, fanotifyHolders())
 			}
 			if l.d > gateAgentBound/2 {
 				held++
@@ -161,4 +162,23 @@ func procState(t *testing.T, pid int) string {
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return f[0]
+}
+
+// fanotifyHolders names the processes holding a fanotify group: every
+// exec on this shared machine also waits on other engineers' test agents,
+// and a hung one shows here.
+func fanotifyHolders() []string {
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		fds, _ := filepath.Glob(p + "/fd/*")
+		for _, fd := range fds {
+			if l, _ := os.Readlink(fd); l == "anon_inode:[fanotify]" {
+				cmd, _ := os.ReadFile(p + "/cmdline")
+				out = append(out, filepath.Base(p)+" "+strings.ReplaceAll(string(cmd), "\x00", " "))
+				break
+			}
+		}
+	}
+	return out
 }
