@@ -404,8 +404,8 @@ func (e *Engine) Stats() Stats {
 	if g != nil {
 		gs := g.Stats()
 		s.ExecsGated, s.ExecsAllowedOnTimeout, s.ExecAnalysisFailures, s.ExecsUngated =
-			gs.Gated, gs.TimedOut, gs.Failed, gs.Overflow
-		s.ExecGateErrors += gs.MarkErrors
+			gs.Gated, gs.TimedOut, gs.Failed, gs.Overflow+gs.Memfd
+		s.ExecGateErrors += gs.MarkErrors + gs.Restarts
 	}
 	e.kernMu.Lock()
 	if k := e.kern; k != nil {

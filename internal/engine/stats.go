@@ -27,8 +27,8 @@ type Stats struct {
 	ExecsGated            uint64       // execs the exec gate held until their executable was analysed (or known)
 	ExecsAllowedOnTimeout uint64       // of ExecsGated: let run when the bound expired, maybe before their probes were attached
 	ExecAnalysisFailures  uint64       // executables the gate could not analyse or hook (the exec ran anyway)
-	ExecsUngated          uint64       // execs let run unanalysed: gate queue full or fanotify queue overflow
-	ExecGateErrors        uint64       // gate unavailable at start, or file systems it could not mark
+	ExecsUngated          uint64       // execs let run unanalysed: gate queue full, fanotify queue overflow, memfd executables (cannot be marked)
+	ExecGateErrors        uint64       // gate unavailable at start, file systems it could not mark, gate processes that died (and were replaced)
 	FilesSkipped          uint64       // executables/libraries not hooked: too large, analysis too slow or failed (hostile or malformed)
 	JVMsAttached          uint64       // JVMs whose agent feeds the engine now
 	JVMAttachFailed       uint64       // JVMs the agent could not be loaded into (also in AttachErrors)

@@ -701,7 +701,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.TlstapExecGateErrors, err = builder.meter.Int64ObservableCounter(
 		"otelcol_tlstap_exec_gate_errors",
-		metric.WithDescription("Exec gate unavailable at start (no fanotify permission events), or file systems it could not mark. [Development]"),
+		metric.WithDescription("Exec gate unavailable at start (no fanotify permission events), file systems it could not mark, or gate processes that died (and were replaced). [Development]"),
 		metric.WithUnit("{error}"),
 	)
 	errs = errors.Join(errs, err)
@@ -719,7 +719,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.TlstapExecsUngated, err = builder.meter.Int64ObservableCounter(
 		"otelcol_tlstap_execs_ungated",
-		metric.WithDescription("Execs let run unanalysed because the exec gate's queue or the kernel's fanotify queue was full. [Development]"),
+		metric.WithDescription("Execs let run unanalysed because the exec gate's queue, the gate process's table or the kernel's fanotify queue was full, or because they ran from a memfd (which cannot be marked). [Development]"),
 		metric.WithUnit("{exec}"),
 	)
 	errs = errors.Join(errs, err)

@@ -294,7 +294,7 @@ func AssertEqualTlstapExecAnalysisFailures(t *testing.T, tt *componenttest.Telem
 func AssertEqualTlstapExecGateErrors(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_tlstap_exec_gate_errors",
-		Description: "Exec gate unavailable at start (no fanotify permission events), or file systems it could not mark. [Development]",
+		Description: "Exec gate unavailable at start (no fanotify permission events), file systems it could not mark, or gate processes that died (and were replaced). [Development]",
 		Unit:        "{error}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -342,7 +342,7 @@ func AssertEqualTlstapExecsGated(t *testing.T, tt *componenttest.Telemetry, dps 
 func AssertEqualTlstapExecsUngated(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_tlstap_execs_ungated",
-		Description: "Execs let run unanalysed because the exec gate's queue or the kernel's fanotify queue was full. [Development]",
+		Description: "Execs let run unanalysed because the exec gate's queue, the gate process's table or the kernel's fanotify queue was full, or because they ran from a memfd (which cannot be marked). [Development]",
 		Unit:        "{exec}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
