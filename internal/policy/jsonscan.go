@@ -225,46 +225,48 @@ func mayHaveSecretKey(b []byte, fields *fieldSet) bool {
 	if fields.empty() {
 		return false
 	}
-	for i := 0; i < len(b); {
-		k := bytes.IndexByte(b[i:], ':')
-		if k < 0 {
+	return eachColon(b, func(colon int) bool {
+		// The common key, `..xy":`, is rejected by its last two bytes with
+		// one table lookup.
+		if colon >= 3 && b[colon-1] == '"' && fields.rejectsRawPair(b[colon-3], b[colon-2]) {
 			return false
 		}
-		colon := i + k
-		i = colon + 1
-		j := colon - 1
-		for j >= 0 && (b[j] == ' ' || b[j] == '\t' || b[j] == '\r' || b[j] == '\n') {
-			j--
-		}
-		if j < 1 || b[j] != '"' || escaped(b, j) {
-			continue
-		}
-		// Most keys are rejected by their last byte, before looking for
-		// where they start.
-		if j >= 2 {
-			c1, c2 := b[j-2], b[j-1]
-			if plainKeyByte(c1) && plainKeyByte(c2) && !fields.lastBytes(c1, c2) {
-				continue
-			}
-		}
-		esc := false
-		s := j - 1
-		for ; s >= 0; s-- {
-			if b[s] == '"' && !escaped(b, s) {
-				break
-			}
-			if b[s] == '\\' {
-				esc = true
-			}
-		}
-		if s < 0 {
-			continue
-		}
-		if esc || fields.hasBytes(b[s+1:j]) {
-			return true
+		return mayBeSecretKey(b, colon, fields)
+	})
+}
+
+// mayBeSecretKey reports whether the ':' at b[colon] ends a key that may
+// be a secret field.
+func mayBeSecretKey(b []byte, colon int, fields *fieldSet) bool {
+	j := colon - 1
+	for j >= 0 && (b[j] == ' ' || b[j] == '\t' || b[j] == '\r' || b[j] == '\n') {
+		j--
+	}
+	if j < 1 || b[j] != '"' || escaped(b, j) {
+		return false
+	}
+	// Most keys are rejected by their last byte, before looking for
+	// where they start.
+	if j >= 2 {
+		c1, c2 := b[j-2], b[j-1]
+		if plainKeyByte(c1) && plainKeyByte(c2) && !fields.lastBytes(c1, c2) {
+			return false
 		}
 	}
-	return false
+	esc := false
+	s := j - 1
+	for ; s >= 0; s-- {
+		if b[s] == '"' && !escaped(b, s) {
+			break
+		}
+		if b[s] == '\\' {
+			esc = true
+		}
+	}
+	if s < 0 {
+		return false
+	}
+	return esc || fields.hasBytes(b[s+1:j])
 }
 
 // escaped reports whether b[i] is preceded by an odd number of backslashes.
