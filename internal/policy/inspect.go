@@ -133,8 +133,23 @@ func (p *Policy) inspect(m *exchange.Message, b []byte, c *bodyCounts) []byte {
 		}
 		c.values += uint64(len(sc.spans))
 	}
+	// Card numbers (the default pattern and the personal data kind) need
+	// a run of 13 digits, spaces, dashes or '+': one scan for both.
+	cardRun := -1 // unknown
+	hasCardRun := func() bool {
+		if cardRun < 0 {
+			cardRun = 0
+			if hasClassRun(b, cardClass, cardMinLen) {
+				cardRun = 1
+			}
+		}
+		return cardRun == 1
+	}
 	for i := range p.patterns {
 		cp := &p.patterns[i]
+		if cp.pre.cardRuns && !hasCardRun() {
+			continue
+		}
 		sc.spans = cp.find(b, sc.spans[:0])
 		for _, sp := range sc.spans {
 			sc.raw = append(sc.raw, edit{sp.start, sp.end, cp.replStr})
@@ -142,6 +157,9 @@ func (p *Policy) inspect(m *exchange.Message, b []byte, c *bodyCounts) []byte {
 		c.patterns += uint64(len(sc.spans))
 	}
 	for _, k := range in.pii {
+		if k == kindPaymentCard && !hasCardRun() {
+			continue
+		}
 		sc.spans = piiFinders[k](b, sc.spans[:0])
 		if len(sc.spans) == 0 {
 			continue
