@@ -117,6 +117,9 @@ func newFieldSet(errs *errList, field string, names []string, extraField string,
 // rejectsRawPair reports whether a name ending with the raw bytes c1 c2
 // cannot match.
 func (s *fieldSet) rejectsRawPair(c1, c2 byte) bool {
+	if s.rawReject == nil { // a zero fieldSet: matches nothing
+		return true
+	}
 	k := uint16(c1)<<8 | uint16(c2)
 	return s.rawReject[k>>6]&(1<<(k&63)) != 0
 }

@@ -87,6 +87,8 @@ func (s *jsonScan) scan(b []byte, fields *fieldSet) bool {
 					} else {
 						pending = fields.hasBytes(content)
 					}
+				} else if n := len(content); n >= 2 && fields.rejectsRawPair(content[n-2], content[n-1]) {
+					pending = false // the common key, rejected by its last two bytes
 				} else {
 					pending = fields.hasBytes(content)
 				}
@@ -227,7 +229,7 @@ func mayHaveSecretKey(b []byte, fields *fieldSet) bool {
 	if fields.empty() {
 		return false
 	}
-	reject := fields.rawReject
+	reject := fields.rawReject // not nil: fields is not empty
 	// Every ':' is found eight bytes at a time (swar.go); the common key,
 	// `..xy":`, is then rejected by its last two bytes with one lookup.
 	i := 0
