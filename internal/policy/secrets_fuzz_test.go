@@ -51,7 +51,10 @@ func checkRedacted(t *testing.T, p *Policy, in, out any, secret bool, rin, rout 
 	switch v := in.(type) {
 	case map[string]any:
 		o, ok := out.(map[string]any)
-		if !ok || len(o) != len(v) {
+		if !ok || (len(o) != len(v) && !keysRewritten(v, o)) {
+			// A key rewritten by a value rule can split or merge duplicate
+			// keys (`{"0":"x","0":"y"}`, a pattern spanning both strings):
+			// the counts then differ without any member being lost.
 			t.Fatalf("structure changed\n in %s\nout %s", rin, rout)
 		}
 		for k, x := range v {
@@ -78,6 +81,22 @@ func checkRedacted(t *testing.T, p *Policy, in, out any, secret bool, rin, rout 
 			t.Fatalf("secret value %v became %v\n in %s\nout %s", in, out, rin, rout)
 		}
 	}
+}
+
+// keysRewritten reports whether some key of one object is missing from
+// the other.
+func keysRewritten(in, out map[string]any) bool {
+	for k := range out {
+		if _, ok := in[k]; !ok {
+			return true
+		}
+	}
+	for k := range in {
+		if _, ok := out[k]; !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // sampleSecrets are secrets every default rule must remove when they stand
