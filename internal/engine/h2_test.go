@@ -178,6 +178,14 @@ func TestHTTP2Node(t *testing.T) {
 	port := freePort(t)
 	server := background(t, dir, "node", script, "server", strconv.Itoa(port), files.cert, files.key)
 	waitPort(t, port)
+	// node carries its own OpenSSL: the client started next is captured
+	// only once the server's exec has got node's file hooked (the gate is
+	// off in-process), which a loaded machine can delay past waitPort.
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitHooked(t, node)
 	pid, out := run(t, "node", script, "client", strconv.Itoa(port))
 	if strings.TrimSpace(string(out)) != "node h2 /x|node h2 /y|node h2 /z" {
 		t.Fatalf("client got %q", out)
