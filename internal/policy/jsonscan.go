@@ -237,11 +237,20 @@ func mayHaveSecretKey(b []byte, fields *fieldSet) bool {
 		m := colonMask(binary.LittleEndian.Uint64(b[i:]))
 		for ; m != 0; m &= m - 1 {
 			colon := i + bits.TrailingZeros64(m)/8
-			if colon >= 3 && b[colon-1] == '"' {
-				k := uint16(b[colon-3])<<8 | uint16(b[colon-2])
-				if reject[k>>6]&(1<<(k&63)) != 0 {
-					continue
+			if colon == 0 {
+				continue
+			}
+			switch b[colon-1] {
+			case '"':
+				if colon >= 3 {
+					k := uint16(b[colon-3])<<8 | uint16(b[colon-2])
+					if reject[k>>6]&(1<<(k&63)) != 0 {
+						continue
+					}
 				}
+			case ' ', '\t', '\r', '\n':
+			default:
+				continue // inside a value ("10:00"): no key ends here
 			}
 			if mayBeSecretKey(b, colon, fields) {
 				return true
