@@ -23,6 +23,7 @@ type Stats struct {
 	ControlEventsLost     uint64       // exec/exit/close/mmap records the ring buffer could not take
 	BadRecords            uint64       // ring buffer records that did not decode
 	H2StreamsDropped      uint64       // HTTP/2 requests seen but not emitted: header block undecodable after a loss
+	ResponsesUnpaired     uint64       // HTTP/1 responses seen but not emitted: their request was lost, none can be named
 	ExecsGated            uint64       // execs the exec gate held until their executable was analysed (or known)
 	ExecsAllowedOnTimeout uint64       // of ExecsGated: let run when the bound expired, maybe before their probes were attached
 	ExecAnalysisFailures  uint64       // executables the gate could not analyse or hook (the exec ran anyway)
