@@ -163,6 +163,9 @@ type Conn struct {
 	// request ends NoResponse|Incomplete, every response is counted in
 	// Stats.UnpairedResponses.
 	unpairable bool
+	// lostStartSeen: a message start was lost on this connection; what is
+	// paired since is flagged PairingInferred (see nextResponse).
+	lostStartSeen bool
 	// respLossTS: when the latest loss in the response direction became
 	// known (every loss before a record is known when it is fed).
 	respLossTS int64
@@ -346,6 +349,14 @@ func (c *Conn) push(e *entry) {
 // response arrives: the engine reports a direction's loss as soon as a
 // record of either direction shows it (each record carries both positions).
 func (c *Conn) nextResponse(ts int64) *entry {
+	e := c.pairResponse(ts)
+	if e != nil && !e.drop && c.lostStartSeen {
+		e.ex.Flags |= exchange.PairingInferred
+	}
+	return e
+}
+
+func (c *Conn) pairResponse(ts int64) *entry {
 	if c.unpairable {
 		c.giveUpPending()
 		c.stats.UnpairedResponses++
@@ -377,7 +388,7 @@ func (c *Conn) nextResponse(ts int64) *entry {
 				// of requests: on a pipelined connection nothing says
 				// which one this response answers.
 				c.unpairable = true
-				return c.nextResponse(ts)
+				return c.pairResponse(ts)
 			}
 		}
 	}
@@ -541,6 +552,7 @@ func (c *Conn) upgraded() {
 //     outstanding before the gap, or were seen so on clean input) the gap
 //     is taken to hold the oldest pending request's response.
 func (c *Conn) lostStart(s *stream) {
+	c.lostStartSeen = true
 	if c.state != HTTP {
 		if c.state == Detecting {
 			c.lostEarly[s.dir] = true

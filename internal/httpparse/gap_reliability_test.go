@@ -285,3 +285,37 @@ func TestReliabilityPipelinedLossNeverMispairs(t *testing.T) {
 		t.Logf("depth %d: %d exchanges emitted with their response, %d responses counted unpaired", depth, delivered, unpaired)
 	}
 }
+
+// Every loss pattern of a pipelining client, the first requests included:
+// a pairing that cannot be proved carries PairingInferred, so every wrong
+// pair is flagged (the residue TestReliabilityPipelinedLossNeverMispairs
+// leaves: a client that loses its first requests before its pipelining
+// shows is taken for a sequential one).
+func TestReliabilityPipelinedLossWrongPairsFlagged(t *testing.T) {
+	const pairs = 6
+	for _, depth := range []int{2, 3} {
+		var delivered, wrong, flagged int
+		for mask := 0; mask < 1<<(2*pairs); mask++ {
+			lost := func(i int, d Dir) bool { return mask&(1<<(2*i-2+int(d))) != 0 }
+			exs, _ := run(Options{MaxBodyBytes: 1024}, pipelineScript(pairs, depth, lost), whole)
+			for _, ex := range exs {
+				if ex.Request == nil || ex.Response == nil || ex.Flags.Has(exchange.NoResponse) {
+					continue
+				}
+				delivered++
+				inferred := ex.Flags.Has(exchange.PairingInferred)
+				if inferred {
+					flagged++
+				}
+				if want := "reply " + strings.TrimPrefix(ex.Request.Target, "/r/"); string(ex.Response.Body) != want {
+					wrong++
+					if !inferred {
+						t.Fatalf("depth %d, loss pattern %012b: %s paired with %q without pairing_inferred (flags %v)",
+							depth, mask, ex.Request.Target, ex.Response.Body, ex.Flags.Names())
+					}
+				}
+			}
+		}
+		t.Logf("depth %d: %d exchanges with a response, %d paired wrongly (all flagged), %d flagged pairing_inferred", depth, delivered, wrong, flagged)
+	}
+}
