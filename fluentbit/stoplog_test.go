@@ -65,7 +65,7 @@ func TestStopLogReportsLoss(t *testing.T) {
 	if got, _ := f["bytes_lost"].(uint64); got == 0 {
 		t.Errorf("stop log bytes_lost = %v after loss", f["bytes_lost"])
 	}
-	for _, k := range []string{"bytes_shed", "control_events_lost", "stream_gaps", "files_skipped", "filtered", "sampled_out", "redacted"} {
+	for _, k := range []string{"bytes_shed", "control_events_lost", "stream_gaps", "files_skipped", "jvm_attach_failures", "filtered", "sampled_out", "redacted"} {
 		if _, ok := f[k]; !ok {
 			t.Errorf("stop log lacks %s: %v", k, f)
 		}

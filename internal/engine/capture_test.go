@@ -28,6 +28,9 @@ func echoHandler() http.Handler {
 		io.WriteString(w, "hello world\n")
 	})
 	mux.HandleFunc("/r/", func(w http.ResponseWriter, r *http.Request) {
+		// The id in a header too: a response whose body was lost still
+		// names the request it answers.
+		w.Header().Set("X-Reply-To", strings.TrimPrefix(r.URL.Path, "/r/"))
 		io.WriteString(w, "reply "+strings.TrimPrefix(r.URL.Path, "/r/"))
 	})
 	mux.HandleFunc("/big/", func(w http.ResponseWriter, r *http.Request) {

@@ -88,6 +88,7 @@ type counters struct {
 	eventsRead, streamGaps, badRecords            atomic.Uint64
 	attachErrors, connsEvicted, discoveryDropped  atomic.Uint64
 	h2Dropped, filesSkipped, gateErrors           atomic.Uint64
+	h1Unpaired                                    atomic.Uint64
 	javaAttached, javaFailed                      atomic.Uint64
 	conns                                         atomic.Int64
 }
@@ -390,6 +391,7 @@ func (e *Engine) Stats() Stats {
 		DiscoveryDropped:    e.stats.discoveryDropped.Load(),
 		BadRecords:          e.stats.badRecords.Load(),
 		H2StreamsDropped:    e.stats.h2Dropped.Load(),
+		ResponsesUnpaired:   e.stats.h1Unpaired.Load(),
 		FilesSkipped:        e.stats.filesSkipped.Load(),
 		ExecGateErrors:      e.stats.gateErrors.Load(),
 		JVMsAttached:        e.stats.javaAttached.Load(),
@@ -402,8 +404,8 @@ func (e *Engine) Stats() Stats {
 	if g != nil {
 		gs := g.Stats()
 		s.ExecsGated, s.ExecsAllowedOnTimeout, s.ExecAnalysisFailures, s.ExecsUngated =
-			gs.Gated, gs.TimedOut, gs.Failed, gs.Overflow
-		s.ExecGateErrors += gs.MarkErrors
+			gs.Gated, gs.TimedOut, gs.Failed, gs.Overflow+gs.Memfd
+		s.ExecGateErrors += gs.MarkErrors + gs.Restarts
 	}
 	e.kernMu.Lock()
 	if k := e.kern; k != nil {

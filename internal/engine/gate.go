@@ -122,8 +122,9 @@ func (e *Engine) openGate(d *discoverer) *execgate.Gate {
 		e.logger.Warn("exec gate unavailable: the first run of a new TLS executable may be missed", zap.Error(err))
 		return nil
 	}
+	s := g.Stats()
 	e.logger.Info("exec gate on: execs wait until their executable is hooked", zap.Duration("bound", e.cfg.ExecGate.Timeout),
-		zap.Uint64("file_systems", g.Stats().FileSystems))
+		zap.Uint64("file_systems", s.FileSystems), zap.Int("gate_process", s.GateProcess), zap.Bool("in_process", s.InProcess))
 	return g
 }
 

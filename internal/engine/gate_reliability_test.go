@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,14 +33,35 @@ const (
 func runGateAgent(mode string) {
 	cfg := DefaultConfig()
 	cfg.ExecGate.Timeout = gateAgentBound
-	eng, err := New(cfg, zap.NewNop(), func(*exchange.Exchange) {})
+	var outMu sync.Mutex
+	eng, err := New(cfg, zap.NewNop(), func(ex *exchange.Exchange) {
+		if mode != "stall-until-cont" || ex.Request == nil || ex.Response == nil {
+			return
+		}
+		outMu.Lock()
+		defer outMu.Unlock()
+		// "x <pid> <role> <target> <status> <body>" for the test to match.
+		fmt.Printf("x %d %s %s %d %q\n", ex.Process.PID, ex.Role, ex.Request.Target, ex.Response.StatusCode, ex.Response.Body)
+	})
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
 	}
 	eng.gateMounts = testGateMounts
-	if mode == "stall" {
+	switch mode {
+	case "stall":
 		eng.gateHook = func(execgate.File) { select {} } // stalled analysis
+	case "stall-until-cont":
+		// The analysis of the storm's files stalls until the agent was
+		// stopped and continued; other files are analysed as usual.
+		cont := make(chan os.Signal, 1)
+		signal.Notify(cont, syscall.SIGCONT)
+		eng.gateHook = func(f execgate.File) {
+			if real, _ := os.Readlink(f.Path); strings.HasPrefix(filepath.Base(real), "true-") {
+				<-cont
+				cont <- syscall.SIGCONT // for the other stalled analyses
+			}
+		}
 	}
 	if err := eng.Start(context.Background()); err != nil {
 		fmt.Println("error:", err)
@@ -48,7 +71,9 @@ func runGateAgent(mode string) {
 		fmt.Println("error: no exec gate")
 		os.Exit(1)
 	}
-	fmt.Println("ready")
+	outMu.Lock()
+	fmt.Println("ready", eng.gate.Stats().GateProcess)
+	outMu.Unlock()
 	select {}
 }
 
@@ -159,7 +184,7 @@ func TestGateAgentKilledDuringStorm(t *testing.T) {
 		agent.Wait()
 	})
 	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || line != "ready\n" {
+	if err != nil || !strings.HasPrefix(line, "ready ") {
 		t.Fatalf("agent: %q %v", line, err)
 	}
 	t0 := time.Now()

@@ -48,6 +48,7 @@ type jvmState struct {
 	fd     int    // registered record fd, -1 when not attached
 	jar    string // the agent jar and status file as the JVM sees them
 	status string
+	lease  *javaLease // held while attached: the hook's proof we live
 }
 
 // javaAttacher attaches the agent to JVMs as discovery finds them.
@@ -198,11 +199,24 @@ func (a *javaAttacher) attach(pid uint32, st *jvmState) error {
 	if err := a.placeJars(t, st); err != nil {
 		return err
 	}
+	ns, _ := os.Readlink(fmt.Sprintf("%s/%d/ns/mnt", a.proc, pid))
+	lease, err := newJavaLease(t, ns != "" && ns == a.selfNS)
+	if err != nil {
+		return err
+	}
+	// Named after the lease: another tlstap on the host may attach to the
+	// same JVM at the same time.
+	st.status = lease.jvm + ".status"
 	statusHost := filepath.Join(t.Root, st.status)
-	_ = os.Remove(statusHost)
+	attached := false
+	defer func() {
+		if !attached {
+			lease.release()
+		}
+	}()
 	ctx, cancel := context.WithTimeout(a.ctx, jvmAttachTimeout)
 	defer cancel()
-	if err := jvmattach.LoadAgent(ctx, a.proc, t, st.jar, "start,"+st.status); err != nil {
+	if err := jvmattach.LoadAgent(ctx, a.proc, t, st.jar, "start,"+st.status+","+lease.jvm); err != nil {
 		return err
 	}
 	status, err := readAgentStatus(statusHost, t.UID)
@@ -224,6 +238,8 @@ func (a *javaAttacher) attach(pid uint32, st *jvmState) error {
 	}
 	a.mu.Lock()
 	st.fd = fd
+	st.lease = lease
+	attached = true
 	a.mu.Unlock()
 	a.stats.javaAttached.Add(1)
 	a.logger.Info("attached to JVM", zap.Uint32("pid", pid), zap.Int("record_fd", fd), zap.Int("uid", t.UID))
@@ -233,7 +249,6 @@ func (a *javaAttacher) attach(pid uint32, st *jvmState) error {
 // placeJars makes the agent jar readable by the JVM: in place when it
 // shares our mount namespace, else copied into its /tmp.
 func (a *javaAttacher) placeJars(t jvmattach.Target, st *jvmState) error {
-	st.status = fmt.Sprintf("/tmp/.tlstap-java-%d", t.NSPID)
 	ns, _ := os.Readlink(fmt.Sprintf("%s/%d/ns/mnt", a.proc, t.PID))
 	if ns != "" && ns == a.selfNS {
 		st.jar = filepath.Join(a.dir, agentJar)
@@ -307,6 +322,7 @@ func (a *javaAttacher) exited(pid uint32) {
 	}
 	a.mu.Unlock()
 	if ok && st.fd >= 0 {
+		st.lease.release()
 		a.kern.javaUnregister(pid, int32(st.fd))
 		a.stats.javaAttached.Add(^uint64(0))
 	}
@@ -337,12 +353,14 @@ func (a *javaAttacher) stop(ctx context.Context) {
 			c, cancel := context.WithTimeout(ctx, jvmDetachTimeout)
 			defer cancel()
 			if procStart(a.proc, pids[i]) != st.start {
+				st.lease.release()
 				return
 			}
-			if err := jvmattach.LoadAgent(c, a.proc, st.target, st.jar, "stop,"+st.status); err != nil {
+			if err := jvmattach.LoadAgent(c, a.proc, st.target, st.jar, "stop,"+st.status+","+st.lease.jvm); err != nil {
 				a.logger.Warn("cannot stop the agent in a JVM (its records go to /dev/null, unread)", zap.Uint32("pid", pids[i]), zap.Error(err))
 			}
 			_ = os.Remove(filepath.Join(st.target.Root, st.status))
+			st.lease.release() // the hook's backstop when the stop was not heard
 			a.kern.javaUnregister(pids[i], int32(st.fd))
 			a.stats.javaAttached.Add(^uint64(0))
 		}()

@@ -104,6 +104,7 @@ func runTB(t testing.TB, name string, args ...string) {
 // jvm is a running TlsApp: commands on stdin, one reply line each.
 type jvm struct {
 	cmd    *exec.Cmd
+	host   int // the JVM's host pid when cmd is not the JVM itself (0: it is)
 	in     io.WriteCloser
 	out    *bufio.Reader
 	stderr *syncBuffer
@@ -135,6 +136,13 @@ func (a javaApp) start(t testing.TB, uid int, jvmArgs []string, args ...string) 
 	if uid != 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
 	}
+	return startJVM(t, cmd)
+}
+
+// startJVM starts cmd, a TlsApp JVM or a command that runs one, and waits
+// for its READY; it is killed at cleanup.
+func startJVM(t testing.TB, cmd *exec.Cmd) *jvm {
+	t.Helper()
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +171,12 @@ func (a javaApp) start(t testing.TB, uid int, jvmArgs []string, args ...string) 
 	return j
 }
 
-func (j *jvm) pid() int { return j.cmd.Process.Pid }
+func (j *jvm) pid() int {
+	if j.host != 0 {
+		return j.host
+	}
+	return j.cmd.Process.Pid
+}
 
 func (j *jvm) line(t testing.TB) string {
 	t.Helper()
@@ -441,6 +454,29 @@ func TestJavaJSSE(t *testing.T) {
 		}
 		if cl := c2.findExchange(t, client.pid(), "/client-again"); cl.Role != exchange.RoleClient || cl.Response == nil || cl.Response.StatusCode != 200 {
 			t.Errorf("client after restart: %+v", cl)
+		}
+	})
+
+	// Two tlstaps on one host (a collector and a Fluent Bit, say) attach to
+	// the same JVM: the one that stops leaves the other's capture on.
+	t.Run("TwoTlstaps", func(t *testing.T) {
+		first := startCapture(t, javaConfig(dir))
+		first.waitAttached(t, 2)
+		second := startCapture(t, javaConfig(dir))
+		second.waitAttached(t, 2)
+		if st := agentStatus(t, dir, server.pid()); len(strings.Fields(st["lease"])) != 2 || st["active"] != "1" {
+			t.Fatalf("agent status %v, want the leases of both tlstaps", st)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := first.eng.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, out := run(t, "curl", "-sk", base+"/second-only"); string(out) != "hello /second-only" {
+			t.Fatalf("server replied %q", out)
+		}
+		if sv := second.findExchange(t, server.pid(), "/second-only"); sv.Response == nil || sv.Response.StatusCode != 200 || sv.Conn.Source != ProbeJava {
+			t.Errorf("the remaining tlstap: %+v", sv)
 		}
 	})
 }

@@ -23,11 +23,12 @@ type Stats struct {
 	ControlEventsLost     uint64       // exec/exit/close/mmap records the ring buffer could not take
 	BadRecords            uint64       // ring buffer records that did not decode
 	H2StreamsDropped      uint64       // HTTP/2 requests seen but not emitted: header block undecodable after a loss
+	ResponsesUnpaired     uint64       // HTTP/1 responses seen but not emitted: their request was lost, none can be named
 	ExecsGated            uint64       // execs the exec gate held until their executable was analysed (or known)
 	ExecsAllowedOnTimeout uint64       // of ExecsGated: let run when the bound expired, maybe before their probes were attached
 	ExecAnalysisFailures  uint64       // executables the gate could not analyse or hook (the exec ran anyway)
-	ExecsUngated          uint64       // execs let run unanalysed: gate queue full or fanotify queue overflow
-	ExecGateErrors        uint64       // gate unavailable at start, or file systems it could not mark
+	ExecsUngated          uint64       // execs let run unanalysed: gate queue full, fanotify queue overflow, memfd executables (cannot be marked)
+	ExecGateErrors        uint64       // gate unavailable at start, file systems it could not mark, gate processes that died (and were replaced)
 	FilesSkipped          uint64       // executables/libraries not hooked: too large, analysis too slow or failed (hostile or malformed)
 	JVMsAttached          uint64       // JVMs whose agent feeds the engine now
 	JVMAttachFailed       uint64       // JVMs the agent could not be loaded into (also in AttachErrors)

@@ -24,9 +24,13 @@ type stream struct {
 	lastSeen int64  // kernel ns
 	indexed  bool   // SSL stream entered in sslByFD
 	parser   parser // chosen from the first payload: HTTP/2 or HTTP/1
-	// h2Dropped is the HTTP/2 parser's Dropped count already added to
-	// the engine's counter.
-	h2Dropped uint64
+	// h2Dropped and h1Unpaired are the parser's Dropped (HTTP/2) and
+	// UnpairedResponses (HTTP/1) counts already added to the engine's
+	// counters.
+	h2Dropped, h1Unpaired uint64
+	// preGap: per direction, bytes lost before the parser was chosen
+	// (the connection's first records); told to it once chosen.
+	preGap [2]int64
 	// newer/older link the streams by last activity (the tracker's LRU
 	// list), so evicting the least recently seen one at the cap is O(1).
 	newer, older *stream
@@ -130,7 +134,7 @@ func (t *tracker) unlink(s *stream) {
 // data feeds one EV_DATA record, detecting holes and overlaps by position.
 func (t *tracker) data(r *record) {
 	s := t.get(r)
-	defer t.countH2Dropped(s)
+	defer t.countParserLoss(s)
 	s.lastSeen = r.ts
 	t.touch(s)
 	if r.remote.IsValid() {
@@ -164,9 +168,7 @@ func (t *tracker) data(r *record) {
 		// (a response would otherwise be paired as if its request's loss
 		// had not happened).
 		t.stats.streamGaps.Add(1)
-		if s.parser != nil {
-			s.parser.Gap(pdir^1, int64(r.lost[o]-s.next[o]), r.ts)
-		}
+		t.gap(s, o, int64(r.lost[o]-s.next[o]), r.ts)
 		s.next[o] = r.lost[o]
 	}
 	if !s.started[dir] {
@@ -178,9 +180,7 @@ func (t *tracker) data(r *record) {
 	switch {
 	case pos > s.next[dir]:
 		t.stats.streamGaps.Add(1)
-		if s.parser != nil {
-			s.parser.Gap(pdir, int64(pos-s.next[dir]), r.ts)
-		}
+		t.gap(s, dir, int64(pos-s.next[dir]), r.ts)
 	case pos < s.next[dir]:
 		// Overlap (concurrent writers on one socket): drop what was seen.
 		over := s.next[dir] - pos
@@ -200,6 +200,11 @@ func (t *tracker) data(r *record) {
 			return // nothing to judge the protocol by: wait for bytes
 		}
 		t.choose(s, payload)
+		for d, n := range s.preGap {
+			if n > 0 {
+				s.parser.Gap(parserDir(d), n, r.ts)
+			}
+		}
 	}
 	if len(payload) > 0 {
 		if r.flags&tlsbpf.DfCallStart != 0 && len(payload) == int(r.len) {
@@ -214,6 +219,24 @@ func (t *tracker) data(r *record) {
 		// were not copied on purpose.
 		s.parser.Skip(pdir, int64(missing), r.ts)
 	}
+}
+
+// gap tells the parser that n bytes of direction dir were lost, or keeps
+// the count until a parser is chosen: a request lost before the first one
+// seen must still hold its place, or its response is paired with the next.
+func (t *tracker) gap(s *stream, dir int, n int64, ts int64) {
+	if s.parser == nil {
+		s.preGap[dir] += n
+		return
+	}
+	s.parser.Gap(parserDir(dir), n, ts)
+}
+
+func parserDir(dir int) httpparse.Dir {
+	if dir == tlsbpf.DirIngress {
+		return httpparse.Ingress
+	}
+	return httpparse.Egress
 }
 
 // choose picks the parser from a stream's first bytes: the HTTP/2 client
@@ -244,6 +267,7 @@ func (t *tracker) maybeUpgrade(s *stream, ts int64) {
 	if u == nil || u.Protocol != "h2c" {
 		return
 	}
+	t.countParserLoss(s) // before the HTTP/1 parser's counts go with it
 	h2 := h2parse.NewUpgradedConn(t.h2opts, func(ex *exchange.Exchange) { t.emit(s, ex) }, u.ReqDir, u.Request)
 	s.parser = h2
 	for d, tail := range u.Tail {
@@ -316,7 +340,7 @@ func (t *tracker) finish(s *stream, ts int64) {
 	}
 	if s.parser != nil {
 		s.parser.Close(ts)
-		t.countH2Dropped(s)
+		t.countParserLoss(s)
 	}
 }
 
@@ -345,16 +369,21 @@ func removeIndex[K comparable](m map[K]map[uint64]struct{}, k K, id uint64) {
 	}
 }
 
-// countH2Dropped adds the HTTP/2 requests the stream's parser has dropped
-// since last asked (header block undecodable after a loss: no method or
-// path to report) to the engine's counter, so they are not lost silently.
-func (t *tracker) countH2Dropped(s *stream) {
-	h2, ok := s.parser.(*h2parse.Conn)
-	if !ok {
-		return
-	}
-	if d := h2.Stats().Dropped; d > s.h2Dropped {
-		t.stats.h2Dropped.Add(d - s.h2Dropped)
-		s.h2Dropped = d
+// countParserLoss adds what the stream's parser saw but could not emit
+// since last asked to the engine's counters, so it is not lost silently:
+// HTTP/2 requests dropped (header block undecodable after a loss: no method
+// or path to report) and HTTP/1 responses whose request was lost.
+func (t *tracker) countParserLoss(s *stream) {
+	switch p := s.parser.(type) {
+	case *h2parse.Conn:
+		if d := p.Stats().Dropped; d > s.h2Dropped {
+			t.stats.h2Dropped.Add(d - s.h2Dropped)
+			s.h2Dropped = d
+		}
+	case *httpparse.Conn:
+		if u := p.Stats().UnpairedResponses; u > s.h1Unpaired {
+			t.stats.h1Unpaired.Add(u - s.h1Unpaired)
+			s.h1Unpaired = u
+		}
 	}
 }

@@ -106,6 +106,12 @@ const (
 	// at max_body_bytes is inspected up to the cut (and flagged truncated).
 	RequestBodyNotInspected
 	ResponseBodyNotInspected
+	// PairingInferred: a message start was lost on the connection earlier,
+	// and nothing since proves which request this response answers (a
+	// client that pipelines before its pipelining could be seen is paired
+	// in order). Sequential clients, nearly all, are paired right; the flag
+	// says the pairing is the parser's inference, not what the bytes show.
+	PairingInferred
 )
 
 // Has reports whether every flag in f2 is set.
@@ -123,7 +129,7 @@ func (f Flags) Names() []string {
 }
 
 var flagNames = [...]string{"incomplete", "request_truncated", "response_truncated", "no_response", "parse_error", "decode_error",
-	"request_body_not_inspected", "response_body_not_inspected"}
+	"request_body_not_inspected", "response_body_not_inspected", "pairing_inferred"}
 
 // Process is the captured process, cached from /proc when it was first seen
 // so that a process that exits right after its exchange is still attributed.

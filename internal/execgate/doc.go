@@ -11,4 +11,11 @@
 // when the bound expires, whatever the analysis is doing. When the
 // listener's descriptor closes — the agent stops or dies — the kernel
 // allows every pending exec itself.
+//
+// The events are read and answered by a gate process (the warden, see
+// warden.go): the agent's own executable run again, which keeps its own
+// clock, so the bound holds even when the agent as a whole is stopped or
+// stalled. The agent analyses; the warden only holds, asks and answers.
+// A front end that is a shared library inside another program cannot run
+// it and answers in-process.
 package execgate

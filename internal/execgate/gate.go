@@ -101,6 +101,19 @@ type Stats struct {
 	Overflow    uint64 // execs allowed unanalysed: queue full or kernel queue overflow
 	FileSystems uint64 // file systems marked
 	MarkErrors  uint64 // file systems that could not be marked
+	// Restarts counts gate processes that died and were replaced; each
+	// death lets every exec it held run at once.
+	Restarts uint64
+	// InProcess is set when the answers come from the agent itself (no
+	// separate gate process): the bound then holds only while the agent
+	// runs.
+	InProcess bool
+	// GateProcess is the pid of the current gate process, 0 without one.
+	GateProcess int
+	// Memfd counts execs of memfd files seen after the fact: they run
+	// ungated (the kernel refuses marks on memfds' internal mount) and are
+	// hooked by discovery once running.
+	Memfd uint64
 }
 
 // Gate holds execs until their files are analysed. Open starts it; Close
@@ -113,8 +126,17 @@ type Gate struct {
 
 	fan  *os.File // the fanotify group; closing it allows every pending exec
 	fd   int
-	wmu  sync.RWMutex // responses vs Close
-	shut bool
+	wmu  sync.RWMutex // responses, the group and the warden vs Close and restarts
+	shut bool         // the group is closed
+	// closed is set by Close.
+	closed bool
+	// warden answers the kernel in a process of its own; nil: this
+	// process reads and answers the group itself.
+	warden *wardenConn
+	// Warden totals: of the wardens gone (base) and of the current one.
+	wTimedOutBase, wFullBase, wCachedBase uint64
+	wTimedOut, wFull, wCached             atomic.Uint64
+	restarts                              atomic.Uint64
 
 	mu      sync.Mutex
 	flights map[Key]*flight
@@ -143,12 +165,25 @@ type flight struct {
 // event is one held exec. Its descriptor is closed once the exec is
 // answered and no analysis reads through it any more.
 type event struct {
-	g        *Gate
-	fd       int32
-	answered atomic.Bool
-	refs     atomic.Int32
-	timer    *time.Timer
+	g  *Gate
+	fd int32 // this process's descriptor of the file
+	// w, slot and seq name the event in the warden that holds it; nil w:
+	// fd is the group's event descriptor itself.
+	w         *wardenConn
+	slot, seq uint32
+	key       Key         // the file's, once known
+	noTLS     atomic.Bool // answered as a file without TLS: the warden caches it
+	answered  atomic.Bool
+	refs      atomic.Int32
+	timer     *time.Timer
 }
+
+// The group: permission events, never blocking its reader, and a queue
+// with no limit (an overflow would leave execs unanalysed).
+const (
+	fanotifyClass      = unix.FAN_CLASS_CONTENT | unix.FAN_CLOEXEC | unix.FAN_NONBLOCK | unix.FAN_UNLIMITED_QUEUE
+	fanotifyEventFlags = unix.O_RDONLY | unix.O_LARGEFILE | unix.O_CLOEXEC
+)
 
 const (
 	maxNoTLS  = 1 << 16
@@ -169,8 +204,7 @@ func Open(cfg Config, an Analyzer) (*Gate, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	fd, err := unix.FanotifyInit(unix.FAN_CLASS_CONTENT|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK|unix.FAN_UNLIMITED_QUEUE,
-		unix.O_RDONLY|unix.O_LARGEFILE|unix.O_CLOEXEC)
+	fd, err := unix.FanotifyInit(fanotifyClass, fanotifyEventFlags)
 	if err != nil {
 		return nil, fmt.Errorf("create fanotify group for the exec gate: %w", err)
 	}
@@ -181,12 +215,30 @@ func Open(cfg Config, an Analyzer) (*Gate, error) {
 		work: make(chan *flight, workQueue), done: make(chan struct{}),
 	}
 	g.mounts = newMarker(g)
+	// The warden starts before the group has marks: its own exec must
+	// not wait on a group nobody reads yet.
+	if selfExecutable() {
+		w, err := startWarden(g.fan, cfg.Timeout)
+		if err != nil {
+			g.logger.Warn("exec gate: no separate gate process, answering from the agent: the bound holds only while the agent runs", zap.Error(err))
+		}
+		g.warden = w
+	} else {
+		g.logger.Warn("exec gate: the agent is a library in another program, which cannot run the gate process: answering from the agent, the bound holds only while the agent runs")
+	}
 	if err := g.mounts.markSelf(); err != nil {
+		if g.warden != nil {
+			g.warden.stop()
+		}
 		g.fan.Close()
 		return nil, err
 	}
 	g.wg.Add(2 + cfg.Workers)
-	go func() { defer g.wg.Done(); g.read() }()
+	if g.warden != nil {
+		go func() { defer g.wg.Done(); g.serveWardens() }()
+	} else {
+		go func() { defer g.wg.Done(); g.read() }()
+	}
 	go func() { defer g.wg.Done(); g.mounts.run(g.done) }()
 	for range cfg.Workers {
 		go func() { defer g.wg.Done(); g.analyse() }()
@@ -202,9 +254,19 @@ func (g *Gate) WatchProcess(pid int) { g.mounts.watch(pid) }
 // Stats returns a snapshot of the counters.
 func (g *Gate) Stats() Stats {
 	fs, errs := g.mounts.counts()
+	g.wmu.RLock()
+	wTimedOut, wFull := g.wTimedOutBase+g.wTimedOut.Load(), g.wFullBase+g.wFull.Load()
+	wCached := g.wCachedBase + g.wCached.Load()
+	pid := 0
+	if g.warden != nil {
+		pid = g.warden.pid()
+	}
+	inProcess := g.warden == nil && g.restarts.Load() == 0
+	g.wmu.RUnlock()
 	return Stats{
-		Gated: g.gated.Load(), Known: g.known.Load(), TimedOut: g.timedOut.Load(),
-		Failed: g.failed.Load(), Overflow: g.overflow.Load(), FileSystems: fs, MarkErrors: errs,
+		Gated: g.gated.Load() + wCached, Known: g.known.Load() + wCached, TimedOut: g.timedOut.Load() + wTimedOut,
+		Failed: g.failed.Load(), Overflow: g.overflow.Load() + wFull, FileSystems: fs, MarkErrors: errs,
+		Restarts: g.restarts.Load(), InProcess: inProcess, GateProcess: pid, Memfd: g.mounts.memfd.Load(),
 	}
 }
 
@@ -212,13 +274,26 @@ func (g *Gate) Stats() Stats {
 // group's descriptor closes.
 func (g *Gate) Close() error {
 	g.wmu.Lock()
-	if g.shut {
+	if g.closed {
 		g.wmu.Unlock()
 		return nil
 	}
+	g.closed = true
+	var err error
+	if !g.shut {
+		if g.warden == nil {
+			// A child of the agent held in its exec keeps the group open:
+			// no new events, and what is queued is allowed.
+			releaseGroup(g.fd, make([]byte, 16<<10))
+		}
+		err = g.fan.Close() // unblocks read; the kernel allows what is pending
+	}
 	g.shut = true
-	err := g.fan.Close() // unblocks read; the kernel allows what is pending
+	w := g.warden
 	g.wmu.Unlock()
+	if w != nil {
+		w.stop() // unblocks serveWardens; the warden's exit allows what it held
+	}
 	close(g.done)
 	g.wg.Wait()
 	return err
@@ -247,38 +322,40 @@ func (g *Gate) read() {
 				break
 			}
 			off += int(m.Event_len)
-			g.handle(m)
+			if m.Fd < 0 { // FAN_NOFD: the kernel's queue overflowed
+				g.overflow.Add(1)
+				continue
+			}
+			g.handle(&event{g: g, fd: m.Fd}, m.Pid, m.Mask)
 		}
 	}
 }
 
-func (g *Gate) handle(m *unix.FanotifyEventMetadata) {
-	if m.Fd < 0 { // FAN_NOFD: the kernel's queue overflowed
-		g.overflow.Add(1)
-		return
-	}
-	e := &event{g: g, fd: m.Fd}
+// handle holds or allows one exec of the file e.fd.
+func (g *Gate) handle(e *event, pid int32, mask uint64) {
 	e.refs.Store(1)
 	g.gated.Add(1)
 	// The agent's own execs are never held: its analysis might be what
 	// they wait for.
-	if m.Pid == g.self || m.Mask&unix.FAN_OPEN_EXEC_PERM == 0 {
+	if pid == g.self || mask&unix.FAN_OPEN_EXEC_PERM == 0 {
 		g.known.Add(1)
 		e.allow()
 		e.unref()
 		return
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(int(m.Fd), &st); err != nil || !isRegular(st.Mode) {
+	if err := unix.Fstat(int(e.fd), &st); err != nil || !isRegular(st.Mode) {
 		g.known.Add(1)
 		e.allow()
 		e.unref()
 		return
 	}
-	f := File{Path: fmt.Sprintf("/proc/self/fd/%d", m.Fd), PID: int(m.Pid), Key: keyOf(&st)}
+	e.key = keyOf(&st)
+	f := File{Path: fmt.Sprintf("/proc/self/fd/%d", e.fd), PID: int(pid), Key: keyOf(&st)}
 	g.mu.Lock()
 	_, noTLS := g.noTLS[f.Key]
 	g.mu.Unlock()
+	e.noTLS.Store(noTLS)
 	if noTLS || g.an.Known(f) {
 		g.known.Add(1)
 		e.allow()
@@ -287,12 +364,18 @@ func (g *Gate) handle(m *unix.FanotifyEventMetadata) {
 	}
 	// Held from here on: the watchdog allows it when the exec's budget is
 	// spent, whatever the analysis does.
-	left := g.budget(m.Pid, time.Now())
+	left := g.budget(pid, time.Now())
 	if left <= 0 {
 		g.timedOut.Add(1)
 		e.allow()
 		e.unref()
 		return
+	}
+	if e.w != nil {
+		// The warden answers at the bound whatever this process does; this
+		// watchdog answers a little before it, so a running agent counts
+		// its own timeouts.
+		left -= left / 10
 	}
 	e.refs.Add(1) // the watchdog's
 	e.timer = time.AfterFunc(left, func() {
@@ -370,6 +453,12 @@ func (g *Gate) finish(fl *flight, v Verdict) {
 	}
 	waiters := fl.waiters
 	g.mu.Unlock()
+	if v == NoTLS {
+		fl.first.noTLS.Store(true)
+		for _, e := range waiters {
+			e.noTLS.Store(true)
+		}
+	}
 	fl.first.allow()
 	for _, e := range waiters {
 		e.allow()
@@ -392,7 +481,11 @@ func (e *event) answer(fromWatchdog bool) bool {
 	if !fromWatchdog && e.timer != nil && e.timer.Stop() {
 		e.unref()
 	}
-	e.g.respond(e.fd)
+	if e.w != nil {
+		e.w.allow(e.slot, e.seq, e.key, e.noTLS.Load())
+	} else {
+		e.g.respond(e.fd)
+	}
 	return true
 }
 

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tlstap/tlstap/internal/testenv"
 )
 
 // fakeAnalyzer records analyses and holds each until released.
@@ -40,15 +42,7 @@ func (a *fakeAnalyzer) count(path string) int {
 	return a.seen[path]
 }
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("exec gate tests must run as root in CI")
-		}
-		t.Skip("needs root")
-	}
-}
+func requireRoot(t *testing.T) { t.Helper(); testenv.RequireRoot(t) }
 
 // TestGateHoldsUntilAnalysed: an exec of a new file does not complete
 // before its analysis returns; a file found without TLS is answered from
@@ -99,7 +93,15 @@ func TestGateHoldsUntilAnalysed(t *testing.T) {
 	if n := a.count(other); n != 1 {
 		t.Errorf("a file without TLS analysed %d times, want 1 (then cached)", n)
 	}
+	// Execs answered from the gate process's cache are reported with its
+	// next message.
 	s := g.Stats()
+	for deadline := time.Now().Add(5 * time.Second); s.Known < 2 && time.Now().Before(deadline); s = g.Stats() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s.InProcess || s.GateProcess == 0 {
+		t.Errorf("the answers do not come from a gate process: %+v", s)
+	}
 	if s.Gated < 4 || s.Known < 2 || s.TimedOut != 0 || s.FileSystems == 0 {
 		t.Errorf("stats %+v", s)
 	}

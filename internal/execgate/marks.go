@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -32,6 +34,7 @@ type marker struct {
 
 	pids    chan int
 	lastOwn []byte
+	memfd   atomic.Uint64 // execs of memfds seen (never gated)
 }
 
 func newMarker(g *Gate) *marker {
@@ -51,10 +54,12 @@ func (m *marker) markSelf() error {
 	if err != nil {
 		return fmt.Errorf("read own mount table: %w", err)
 	}
+	m.mu.Lock()
 	m.lastOwn = b
 	if ns, err := os.Readlink("/proc/self/ns/mnt"); err == nil {
 		m.ns[ns] = true
 	}
+	m.mu.Unlock()
 	n, err := m.markTable(b, "")
 	if err != nil {
 		return err
@@ -123,10 +128,16 @@ func (m *marker) run(done <-chan struct{}) {
 			return
 		case <-t.C:
 			b, err := os.ReadFile("/proc/self/mountinfo")
-			if err != nil || bytes.Equal(b, m.lastOwn) {
+			if err != nil {
 				continue
 			}
+			m.mu.Lock()
+			same := bytes.Equal(b, m.lastOwn)
 			m.lastOwn = b
+			m.mu.Unlock()
+			if same {
+				continue
+			}
 			if _, err := m.markTable(b, ""); err != nil {
 				m.g.logger.Warn("exec gate: cannot read own mount table", zap.Error(err))
 			}
@@ -140,6 +151,11 @@ func (m *marker) run(done <-chan struct{}) {
 // time the namespace is seen.
 func (m *marker) scanNamespace(pid int) {
 	base := "/proc/" + strconv.Itoa(pid)
+	// A memfd's file system cannot be marked (the kernel refuses marks on
+	// its internal mount): such an exec ran ungated; count it.
+	if exe, err := os.Readlink(base + "/exe"); err == nil && strings.HasPrefix(exe, "/memfd:") {
+		m.memfd.Add(1)
+	}
 	ns, err := os.Readlink(base + "/ns/mnt")
 	if err != nil {
 		return // gone

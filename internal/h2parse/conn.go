@@ -97,6 +97,7 @@ type Stats struct {
 	Evicted     uint64 // streams emitted early because of MaxStreams
 	Resets      uint64 // streams ended by RST_STREAM
 	LostFrames  uint64 // directions that lost frame sync or met malformed framing
+	Resumed     uint64 // header decoding restarted with an empty dynamic table after an undecodable block
 }
 
 // Conn parses the two directions of one HTTP/2 connection. Create it with

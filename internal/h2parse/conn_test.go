@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -636,4 +637,57 @@ func TestLooksLikeServerStart(t *testing.T) {
 			t.Errorf("LooksLikeServerStart(%q) = %v", tc.in, got)
 		}
 	}
+}
+
+// After a gap inside a header block the direction's HPACK table is no
+// longer known. Decoding resumes with an empty table: a later block that
+// refers to an entry from before the loss cannot be decoded (its request
+// is dropped and counted, never decoded against a wrong entry), but blocks
+// made of literals, static entries and entries inserted since the loss are
+// exact. Before, every later block of the direction was dropped.
+func TestHPACKResumesAfterLoss(t *testing.T) {
+	req := func(authority, path, idName, id string) []string {
+		return []string{":method", "GET", ":scheme", "https", ":authority", authority, ":path", path, idName, id}
+	}
+	cv := newConv(Egress).start()
+	cv.client(func(p *peer) { p.headers(1, true, req("a.example", "/a", "x-id", "a")...) })
+	frame := cv.evs[len(cv.evs)-1].data
+	cv.evs[len(cv.evs)-1].data = frame[:20]
+	cv.gap(Egress, int64(len(frame)-20))
+	cv.server(func(p *peer) { p.headers(1, true, ":status", "200") })
+	// /b repeats a.example, an entry inserted by the lost block: undecodable.
+	cv.client(func(p *peer) { p.headers(3, true, req("a.example", "/b", "x-id", "b")...) })
+	cv.server(func(p *peer) { p.headers(3, true, ":status", "200") })
+	// /c is static names and new literals (x-id would name an entry of
+	// before the loss); /d refers to entries /c inserted.
+	cv.client(func(p *peer) { p.headers(5, true, req("c.example", "/c", "x-req", "c")...) })
+	cv.server(func(p *peer) { p.headers(5, true, ":status", "204") })
+	cv.client(func(p *peer) { p.headers(7, true, req("c.example", "/d", "x-req", "d")...) })
+	cv.server(func(p *peer) { p.headers(7, true, ":status", "404") })
+	cv.close()
+	r := runAll(t, Options{}, cv.evs)
+	var got []string
+	for _, x := range r.got {
+		got = append(got, fmt.Sprintf("%s %s%s x-req=%s -> %d flags %v", x.Request.Method, header(x.Request, ":authority"),
+			x.Request.Target, header(x.Request, "x-req"), x.Response.StatusCode, x.Flags.Names()))
+	}
+	want := []string{
+		"GET c.example/c x-req=c -> 204 flags []",
+		"GET c.example/d x-req=d -> 404 flags []",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("exchanges:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if st := r.c.Stats(); st.Dropped != 2 || st.Undecodable != 2 || st.Resumed != 2 || !r.c.Unreliable() {
+		t.Errorf("stats %+v, want 2 dropped (/a, /b), 2 undecodable, 2 resumed", st)
+	}
+}
+
+func header(m *exchange.Message, name string) string {
+	for _, h := range m.Headers {
+		if h.Name == name {
+			return h.Value
+		}
+	}
+	return ""
 }

@@ -40,7 +40,12 @@
 // dynamic table stays right.
 //
 // Gaps: HPACK is stateful, so a direction that lost bytes of a header block
-// cannot decode any later block. A gap (or a Skip not covered below) that
+// no longer knows its dynamic table. Decoding resumes after that block with
+// an empty table (Stats.Resumed): entries inserted from then on have the
+// same index as in the encoder's table, so a later block made of literals,
+// static entries and those entries decodes exactly, while one that refers
+// to an entry from before the loss fails to decode and is treated like the
+// lost block (counted, never decoded against a wrong entry). A gap (or a Skip not covered below) that
 // falls inside one frame's payload keeps frame sync: inside DATA the lost
 // bytes are counted in BodySize, the body capture stops at the hole and the
 // exchange is flagged Incomplete; inside a header block the direction's HPACK

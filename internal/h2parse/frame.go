@@ -522,8 +522,26 @@ func (s *side) finishBlock() {
 	if b.broken {
 		s.c.stats.Undecodable++
 		b.fields = nil
+		s.resumeHPACK()
 	}
 	s.c.applyBlock(s, &b)
+}
+
+// resumeHPACK restarts decoding after a block that could not be decoded,
+// with an empty dynamic table. The encoder's table holds entries we never
+// saw, but HPACK indexes the dynamic table newest first and evicts oldest
+// first: every entry inserted from here on has the same index in both
+// tables for as long as the encoder keeps it (its older entries are
+// evicted before any of them). A later block that refers to an entry of
+// before the loss asks for an index the empty table does not have: the
+// decoder fails and that block is broken (counted, never decoded against
+// the wrong entry), and decoding restarts again after it. Blocks made of
+// literals, static entries and entries inserted since decode exactly.
+func (s *side) resumeHPACK() {
+	s.dec = hpack.NewDecoder(s.allowed, s.onField)
+	s.dec.SetMaxStringLength(4 * s.c.opts.MaxHeaderListBytes)
+	s.hpackBad = false
+	s.c.stats.Resumed++
 }
 
 // settings handles a SETTINGS frame sent by s: a header table size limits

@@ -156,12 +156,42 @@ type Conn struct {
 	respGap    bool
 	respGapNew bool
 	pipelined  bool
+	// unpairable: a message start was lost on a pipelined connection.
+	// How many messages the gap held is unknown and, with several
+	// requests outstanding, time cannot tell which request a later
+	// response answers: pairing stops for good rather than guess. Every
+	// request ends NoResponse|Incomplete, every response is counted in
+	// Stats.UnpairedResponses.
+	unpairable bool
+	// lostStartSeen: a message start was lost on this connection; what is
+	// paired since is flagged PairingInferred (see nextResponse).
+	lostStartSeen bool
+	// respLossTS: when the latest loss in the response direction became
+	// known (every loss before a record is known when it is fed).
+	respLossTS int64
+	// lostEarly: a direction lost bytes before the roles were known
+	// (the connection's first records were lost); applied by setRoles.
+	lostEarly [2]bool
+	lostAt    [2]int64 // when each lostEarly loss became known
 
 	callStart bool // inside FeedCall: the first feed starts a call
 
 	upgrade        *Upgrade
 	upgradePending bool // the feed that completed the 101 still owes its tail
+
+	stats Stats
 }
+
+// Stats counts what the parser saw but could not report as an exchange.
+type Stats struct {
+	// UnpairedResponses are responses whose request was lost in a gap:
+	// no request can be named for them, so they are not emitted (pairing
+	// one with another request would report a wrong exchange).
+	UnpairedResponses uint64
+}
+
+// Stats returns the counts so far.
+func (c *Conn) Stats() Stats { return c.stats }
 
 // Upgrade describes the protocol switch (101 Switching Protocols) that
 // stopped the parser, so that a parser of the new protocol can take over.
@@ -268,6 +298,17 @@ func (c *Conn) setRoles(reqDir Dir) {
 	resp := &c.streams[reqDir.other()]
 	resp.kind = kindResponse
 	resp.sniff.req = false // a partial first line must now be a status line
+	if c.lostEarly[reqDir.other()] {
+		// Responses were lost before this one: which requests they
+		// answered is decided by time (nextResponse).
+		c.respGap, c.respGapNew = true, true
+		c.respLossTS = c.lostAt[reqDir.other()]
+	}
+	if c.lostEarly[reqDir] {
+		// At least one request was lost before the first seen: its
+		// placeholder absorbs the response that answers it.
+		c.push(&entry{drop: true, reqDone: true, req: exchange.Message{FirstByte: c.lostAt[reqDir]}})
+	}
 }
 
 func (c *Conn) role() exchange.Role {
@@ -281,6 +322,7 @@ func (c *Conn) role() exchange.Role {
 func (c *Conn) push(e *entry) {
 	if !e.drop {
 		c.orphans = 0
+		c.notePipelining(e)
 	}
 	c.queue = append(c.queue, e)
 	for len(c.queue)-c.nResp > c.opts.MaxPending {
@@ -307,9 +349,22 @@ func (c *Conn) push(e *entry) {
 // response arrives: the engine reports a direction's loss as soon as a
 // record of either direction shows it (each record carries both positions).
 func (c *Conn) nextResponse(ts int64) *entry {
+	e := c.pairResponse(ts)
+	if e != nil && !e.drop && c.lostStartSeen {
+		e.ex.Flags |= exchange.PairingInferred
+	}
+	return e
+}
+
+func (c *Conn) pairResponse(ts int64) *entry {
+	if c.unpairable {
+		c.giveUpPending()
+		c.stats.UnpairedResponses++
+		return nil
+	}
 	if c.nResp >= len(c.queue) {
 		c.respGap = false
-		return c.popResponse()
+		return c.countUnpaired(c.popResponse())
 	}
 	if c.respGap && !c.pipelined {
 		newest := -1
@@ -328,10 +383,74 @@ func (c *Conn) nextResponse(ts int64) *entry {
 	} else if !c.respGap && c.nResp+1 < len(c.queue) {
 		if next := c.queue[c.nResp+1]; !next.drop && next.req.FirstByte < ts {
 			c.pipelined = true
+			if c.placeholderPending() {
+				// A request lost earlier stands for an unknown number
+				// of requests: on a pipelined connection nothing says
+				// which one this response answers.
+				c.unpairable = true
+				return c.pairResponse(ts)
+			}
 		}
 	}
 	c.respGap = false
-	return c.popResponse()
+	return c.countUnpaired(c.popResponse())
+}
+
+// notePipelining marks the connection pipelined when e is sent while an
+// earlier request still waits for its response and no response bytes were
+// lost since that request: a client that waits for each response would
+// not have sent e yet. (With a loss in between, the response it waited for
+// may be what was lost.) A lost request's placeholder pending then stands
+// for an unknown number of requests, so pairing stops.
+func (c *Conn) notePipelining(e *entry) {
+	if c.pipelined || c.unpairable {
+		return
+	}
+	// A placeholder's time is when its loss became known: the lost
+	// request went out before, so the rule holds for it too.
+	for _, p := range c.queue[c.nResp:] {
+		if p.req.FirstByte > c.respLossTS {
+			c.pipelined = true
+			break
+		}
+	}
+	if c.pipelined && c.placeholderPending() {
+		c.unpairable = true
+		c.giveUpPending()
+	}
+}
+
+// placeholderPending reports whether a lost request's placeholder still
+// waits for its response.
+func (c *Conn) placeholderPending() bool {
+	for _, e := range c.queue[c.nResp:] {
+		if e.drop {
+			return true
+		}
+	}
+	return false
+}
+
+// giveUpPending ends every request still waiting for a response as
+// NoResponse|Incomplete (unpairable connection) and emits what it can.
+func (c *Conn) giveUpPending() {
+	for c.nResp < len(c.queue) {
+		e := c.queue[c.nResp]
+		c.nResp++
+		e.respDone = true
+		e.ex.Flags |= exchange.Incomplete | exchange.NoResponse
+		c.releaseHold(e)
+	}
+	c.tryEmit()
+}
+
+// countUnpaired counts a response that pairs with no known request: none
+// is pending, or the one pending is the placeholder of a lost request.
+func (c *Conn) countUnpaired(e *entry) *entry {
+	if e == nil || e.drop {
+		c.stats.UnpairedResponses++
+	}
+	return e
 }
 
 // popResponse assigns the next final response to the oldest request still
@@ -433,7 +552,21 @@ func (c *Conn) upgraded() {
 //     outstanding before the gap, or were seen so on clean input) the gap
 //     is taken to hold the oldest pending request's response.
 func (c *Conn) lostStart(s *stream) {
+	c.lostStartSeen = true
 	if c.state != HTTP {
+		if c.state == Detecting {
+			c.lostEarly[s.dir] = true
+			c.lostAt[s.dir] = s.lastTS
+		}
+		return
+	}
+	if c.unpairable {
+		return
+	}
+	if s.kind == kindRequest && c.pipelined {
+		// An unknown number of requests lost among several outstanding.
+		c.unpairable = true
+		c.giveUpPending()
 		return
 	}
 	if s.kind == kindRequest {
@@ -463,13 +596,12 @@ func (c *Conn) lostStart(s *stream) {
 		// decided by time when the next response starts (nextResponse).
 		return
 	}
-	// Pipelined: the gap is taken to hold one response.
-	if e := c.popResponse(); e != nil {
-		e.respDone = true
-		e.ex.Flags |= exchange.Incomplete | exchange.NoResponse
-		c.releaseHold(e)
-		c.tryEmit()
-	}
+	// Pipelined: the gap may have held any number of responses, and the
+	// next one may answer any request outstanding. Guessing one (as this
+	// did) paired every later response with the wrong request when the
+	// gap held two: pairing stops instead, and what follows is counted.
+	c.unpairable = true
+	c.giveUpPending()
 }
 
 // releaseHold resumes the request stream paused behind e once e's response

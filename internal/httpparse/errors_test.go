@@ -197,21 +197,27 @@ func TestGaps(t *testing.T) {
 		},
 		state: HTTP,
 	}, {
-		name: "request lost whole at a boundary: placeholder keeps pairing",
+		// Pipelined (/b goes out while /a waits) with requests lost in
+		// between: 40 bytes may hold one request or two, so which
+		// response answers /b is unknown. Pairing stops (it used to take
+		// the gap for one request); the responses are counted unpaired.
+		name: "request lost on a pipelined connection: pairing stops",
 		opts: opts64,
 		evs:  []ev{out(1, getA), gap(Egress, 2, 40), out(3, getB), in(4, ok5+ok3+ok5)},
 		want: []exchange.Exchange{
-			{Role: exchange.RoleClient, Request: mGetA(1, 1), Response: mOK5(4, 4)},
-			{Role: exchange.RoleClient, Request: mGetB(3, 3), Response: mOK5(4, 4)},
+			{Role: exchange.RoleClient, Flags: exchange.Incomplete | exchange.NoResponse, Request: mGetA(1, 1)},
+			{Role: exchange.RoleClient, Flags: exchange.Incomplete | exchange.NoResponse, Request: mGetB(3, 3)},
 		},
 		state: HTTP,
 	}, {
-		name: "response lost whole at a boundary",
+		// Pipelined: 40 lost bytes may hold /a's response or /a's and
+		// /b's (then ok3 answers a third request); pairing stops.
+		name: "response lost on a pipelined connection: pairing stops",
 		opts: opts64,
 		evs:  []ev{out(1, getA+getB), gap(Ingress, 2, 40), in(3, ok3)},
 		want: []exchange.Exchange{
 			{Role: exchange.RoleClient, Flags: exchange.Incomplete | exchange.NoResponse, Request: mGetA(1, 1)},
-			{Role: exchange.RoleClient, Request: mGetB(1, 1), Response: mOK3(3, 3)},
+			{Role: exchange.RoleClient, Flags: exchange.Incomplete | exchange.NoResponse, Request: mGetB(1, 1)},
 		},
 		state: HTTP,
 	}, {
@@ -220,7 +226,7 @@ func TestGaps(t *testing.T) {
 		evs:  []ev{out(1, getA+getB), in(2, "HTTP/1.1 20"), gap(Ingress, 3, 40), in(4, "lo\r\n"+ok3)},
 		want: []exchange.Exchange{
 			{Role: exchange.RoleClient, Flags: exchange.Incomplete | exchange.NoResponse, Request: mGetA(1, 1)},
-			{Role: exchange.RoleClient, Request: mGetB(1, 1), Response: mOK3(4, 4)},
+			{Role: exchange.RoleClient, Flags: exchange.Incomplete | exchange.NoResponse, Request: mGetB(1, 1)},
 		},
 		state: HTTP,
 	}, {
@@ -240,14 +246,17 @@ func TestGaps(t *testing.T) {
 				Response: &exchange.Message{StatusCode: 200, Reason: "OK", Proto: "HTTP/1.1", Headers: hs("Content-Length", "5"),
 					Body: []byte("hell"), BodySize: 5, WireSize: wire(ok5), FirstByte: 2, LastByte: 3}},
 			{Role: exchange.RoleClient, Flags: exchange.Incomplete | exchange.NoResponse, Request: mGetB(1, 1)},
-			{Role: exchange.RoleClient, Request: mGetA(1, 1), Response: mOK5(4, 4)},
+			{Role: exchange.RoleClient, Flags: exchange.Incomplete | exchange.NoResponse, Request: mGetA(1, 1)},
 		},
 		state: HTTP,
 	}, {
+		// The connection's first 100 bytes were lost: requests, sent
+		// before /b with no response between, so ok3 may answer one of
+		// them (how many is unknown). Nothing is paired.
 		name:  "gap before anything: first line found after garbage",
 		opts:  opts64,
 		evs:   []ev{gap(Egress, 1, 100), out(2, "tail of something\r\n"+getB), in(3, ok3)},
-		want:  []exchange.Exchange{{Role: exchange.RoleClient, Request: mGetB(2, 2), Response: mOK3(3, 3)}},
+		want:  []exchange.Exchange{{Role: exchange.RoleClient, Flags: exchange.Incomplete | exchange.NoResponse, Request: mGetB(2, 2)}},
 		state: HTTP,
 	}})
 }

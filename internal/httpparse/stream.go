@@ -498,6 +498,7 @@ func (c *Conn) gap(s *stream, n int64, ts int64, known bool) {
 	if s.kind == kindResponse && !known {
 		c.respGapNew = !c.respGap
 		c.respGap = true
+		c.respLossTS = ts
 	}
 	s.lastTS = ts
 	switch s.phase {

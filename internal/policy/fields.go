@@ -30,7 +30,12 @@ type fieldSet struct {
 	// in it cannot match.
 	last2 [1024]uint64
 	short bool // an entry of one byte: last2 does not apply
-	n     int
+	// rawReject has bit (c1<<8 | c2) set for the raw bytes c1 c2 (any
+	// case) ending a name that cannot match: both plain key bytes
+	// (plainKeyByte) and their folded pair not in last2. It is last2
+	// folded into one lookup for the JSON key pass.
+	rawReject *[1024]uint64
+	n         int
 }
 
 const maxFieldTail = 32
@@ -97,7 +102,26 @@ func newFieldSet(errs *errList, field string, names []string, extraField string,
 			s.last2[k>>6] |= 1 << (k & 63)
 		}
 	}
+	s.rawReject = new([1024]uint64)
+	for c1 := 0; c1 < 256; c1++ {
+		for c2 := 0; c2 < 256; c2++ {
+			if plainKeyByte(byte(c1)) && plainKeyByte(byte(c2)) && !s.lastBytes(byte(c1), byte(c2)) {
+				k := c1<<8 | c2
+				s.rawReject[k>>6] |= 1 << (k & 63)
+			}
+		}
+	}
 	return s
+}
+
+// rejectsRawPair reports whether a name ending with the raw bytes c1 c2
+// cannot match.
+func (s *fieldSet) rejectsRawPair(c1, c2 byte) bool {
+	if s.rawReject == nil { // a zero fieldSet: matches nothing
+		return true
+	}
+	k := uint16(c1)<<8 | uint16(c2)
+	return s.rawReject[k>>6]&(1<<(k&63)) != 0
 }
 
 func itoa(i int) string {

@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-
-	"github.com/tlstap/tlstap/internal/exchange"
 )
 
 // inspector finds secrets and personal data in bodies.
@@ -72,8 +70,8 @@ const (
 	formatMultipart
 )
 
-func formatOf(m *exchange.Message, b []byte) (bodyFormat, string) {
-	ct, _ := m.Get("Content-Type")
+// formatOf tells the format of body b from its Content-Type ct.
+func formatOf(ct string, b []byte) (bodyFormat, string) {
 	mt := ct
 	if i := strings.IndexByte(mt, ';'); i >= 0 {
 		mt = mt[:i]
@@ -95,13 +93,14 @@ func formatOf(m *exchange.Message, b []byte) (bodyFormat, string) {
 // inspect redacts secrets (fields, secret values, body patterns) and, when
 // configured, personal data in b, and reports the kinds of personal data
 // found. It returns b itself when nothing changed.
-func (p *Policy) inspect(m *exchange.Message, b []byte, c *bodyCounts) []byte {
+// ct is the message's Content-Type (looked up once per message).
+func (p *Policy) inspect(ct string, b []byte, c *bodyCounts) []byte {
 	in := &p.insp
 	sc := in.scratch.Get().(*inspectScratch)
 	defer in.scratch.Put(sc)
 	sc.edits, sc.raw = sc.edits[:0], sc.raw[:0]
 
-	format, boundary := formatOf(m, b)
+	format, boundary := formatOf(ct, b)
 	isJSON, scanned := false, false
 	switch format {
 	case formatJSON:
@@ -133,8 +132,23 @@ func (p *Policy) inspect(m *exchange.Message, b []byte, c *bodyCounts) []byte {
 		}
 		c.values += uint64(len(sc.spans))
 	}
+	// Card numbers (the default pattern and the personal data kind) need
+	// a run of 13 digits, spaces, dashes or '+': one scan for both.
+	cardRun := -1 // unknown
+	hasCardRun := func() bool {
+		if cardRun < 0 {
+			cardRun = 0
+			if hasClassRun(b, cardClass, cardMinLen) {
+				cardRun = 1
+			}
+		}
+		return cardRun == 1
+	}
 	for i := range p.patterns {
 		cp := &p.patterns[i]
+		if cp.pre.cardRuns && !hasCardRun() {
+			continue
+		}
 		sc.spans = cp.find(b, sc.spans[:0])
 		for _, sp := range sc.spans {
 			sc.raw = append(sc.raw, edit{sp.start, sp.end, cp.replStr})
@@ -142,6 +156,9 @@ func (p *Policy) inspect(m *exchange.Message, b []byte, c *bodyCounts) []byte {
 		c.patterns += uint64(len(sc.spans))
 	}
 	for _, k := range in.pii {
+		if k == kindPaymentCard && !hasCardRun() {
+			continue
+		}
 		sc.spans = piiFinders[k](b, sc.spans[:0])
 		if len(sc.spans) == 0 {
 			continue

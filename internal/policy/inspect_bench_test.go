@@ -79,3 +79,22 @@ func BenchmarkPolicySecretsAndPII(b *testing.B) { benchmarkPolicy(b, piiExchange
 func BenchmarkPolicyRedactPII(b *testing.B) {
 	benchmarkPolicy(b, piiExchange(), func(c *Config) { c.PII.Redact = true })
 }
+
+// BenchmarkPolicyBodyCopy is a floor for the same run: copying the two
+// bodies of the exchange of BenchmarkPolicyDefaults once, the least any
+// step that reads every byte costs.
+func BenchmarkPolicyBodyCopy(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	be := benchExchange(false)
+	dst := make([]byte, len(be.reqBody)+len(be.resBody))
+	b.SetBytes(int64(len(dst)))
+	b.ReportAllocs()
+	start := threadCPU(b)
+	n := 0
+	for b.Loop() {
+		copy(dst[copy(dst, be.reqBody):], be.resBody)
+		n++
+	}
+	b.ReportMetric(float64(threadCPU(b)-start)/float64(n), "cpu-ns/op")
+}

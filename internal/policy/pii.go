@@ -188,9 +188,37 @@ func classRuns(b []byte, class *byteClass, minLen int, f func(s, e int)) {
 
 func isWordByte(c byte) bool { return isAlnum(c) || c == '_' }
 
+// cardMinLen is the length of the shortest card number.
+const cardMinLen = 13
+
+// hasClassRun reports whether b has a run of at least minLen bytes of
+// class (classRuns, stopping at the first).
+func hasClassRun(b []byte, class *byteClass, minLen int) bool {
+	for i := 0; i+minLen <= len(b); {
+		j := i + minLen - 1
+		if !class[b[j]] {
+			i = j + 1
+			continue
+		}
+		s := j
+		for s > i && class[b[s-1]] {
+			s--
+		}
+		e := j + 1
+		for e < len(b) && class[b[e]] && e-s < minLen {
+			e++
+		}
+		if e-s >= minLen {
+			return true
+		}
+		i = e + 1
+	}
+	return false
+}
+
 // findCards finds Luhn-valid card numbers.
 func findCards(b []byte, out []span) []span {
-	classRuns(b, cardClass, 13, func(s, e int) {
+	classRuns(b, cardClass, cardMinLen, func(s, e int) {
 		// Groups: digits separated by single spaces or dashes.
 		for i := s; i < e; {
 			for i < e && (b[i] < '0' || b[i] > '9') {

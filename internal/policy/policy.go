@@ -343,7 +343,37 @@ func PassHeaders(hs []exchange.Header) []exchange.Header { return hs }
 // map, patterns with '*' or '?' through foldGlob.
 type nameSet struct {
 	exact map[string]struct{}
+	// sig has bit nameSig(n) set for every exact name n: most names that
+	// are not in exact are rejected by it before hashing for the map.
+	sig   [8]uint64
 	globs []nameGlob
+	// globLast has bit c set for the last byte c (lower case) of every
+	// simple glob with a suffix ("*-api-key"); anyGlob is set when some
+	// glob has no such fixed last byte. A name whose last byte is not in
+	// globLast then needs no glob match.
+	globLast [4]uint64
+	anyGlob  bool
+}
+
+// maybeExact reports whether name may be in exact. Names longer than 64
+// bytes always may: they are lowered with strings.ToLower, which can change
+// their length.
+func (s *nameSet) maybeExact(name string) bool {
+	if name == "" || len(name) > 64 {
+		return name != ""
+	}
+	k := nameSig(name)
+	return s.sig[k>>6]&(1<<(k&63)) != 0
+}
+
+// nameSig mixes a name's length and its last byte (case folded) into 9
+// bits.
+func nameSig(n string) uint {
+	c := n[len(n)-1]
+	if 'A' <= c && c <= 'Z' {
+		c += 'a' - 'A'
+	}
+	return (uint(len(n))*37 + uint(c)) & 511
 }
 
 // nameGlob is a lowercase pattern; the common single-'*' form is matched as
@@ -386,20 +416,29 @@ func (s *nameSet) extend(errs *errList, field string, names []string) {
 		}
 		n = strings.ToLower(n)
 		if strings.ContainsAny(n, "*?") {
-			s.globs = append(s.globs, newNameGlob(n))
+			g := newNameGlob(n)
+			s.globs = append(s.globs, g)
+			if g.simple && g.suffix != "" {
+				c := g.suffix[len(g.suffix)-1]
+				s.globLast[c>>6] |= 1 << (c & 63)
+			} else {
+				s.anyGlob = true
+			}
 			continue
 		}
 		if s.exact == nil {
 			s.exact = make(map[string]struct{})
 		}
 		s.exact[n] = struct{}{}
+		k := nameSig(n)
+		s.sig[k>>6] |= 1 << (k & 63)
 	}
 }
 
 func (s *nameSet) empty() bool { return len(s.exact) == 0 && len(s.globs) == 0 }
 
 func (s *nameSet) has(name string) bool {
-	if len(s.exact) > 0 {
+	if len(s.exact) > 0 && s.maybeExact(name) {
 		var buf [64]byte
 		if len(name) <= len(buf) {
 			for i := 0; i < len(name); i++ {
@@ -414,6 +453,21 @@ func (s *nameSet) has(name string) bool {
 			}
 		} else if _, ok := s.exact[strings.ToLower(name)]; ok {
 			return true
+		}
+	}
+	if len(s.globs) == 0 {
+		return false
+	}
+	if !s.anyGlob {
+		if name == "" {
+			return false
+		}
+		c := name[len(name)-1]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if s.globLast[c>>6]&(1<<(c&63)) == 0 {
+			return false
 		}
 	}
 	for i := range s.globs {

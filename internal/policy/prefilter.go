@@ -26,6 +26,10 @@ type prefilter struct {
 	alphabet [256]bool
 	minLen   int
 	literals []literal
+	// cardRuns: every match lies in a run of at least 13 bytes of
+	// cardClass (the default card pattern), so a body without such a run,
+	// which the card number detector also needs, is skipped for both.
+	cardRuns bool
 }
 
 type literal struct {
@@ -38,6 +42,12 @@ func newPrefilter(re *syntax.Regexp) prefilter {
 	addAlphabet(&p.alphabet, re)
 	p.minLen = minLen(re)
 	p.literals = requiredLiterals(re, nil)
+	p.cardRuns = p.minLen >= cardMinLen
+	for c, in := range p.alphabet {
+		if in && !cardClass[c] {
+			p.cardRuns = false
+		}
+	}
 	return p
 }
 

@@ -112,32 +112,33 @@ func (p *Policy) bodyPolicy(m *exchange.Message, c *redactCounts) bool {
 		c.notInspected++
 		return false
 	}
-	if !p.bodyAllowed(m) {
+	ct, _ := m.Get("Content-Type")
+	if !p.bodyAllowed(m, ct) {
 		m.Body, m.DecodedBody = nil, nil
 		c.sizeOnly++
 		c.notInspected++
 		return false
 	}
 	if m.DecodedBody != nil {
-		if b := p.inspect(m, m.DecodedBody, &c.body); &b[0] != &m.DecodedBody[0] || len(b) != len(m.DecodedBody) {
+		if b := p.inspect(ct, m.DecodedBody, &c.body); &b[0] != &m.DecodedBody[0] || len(b) != len(m.DecodedBody) {
 			// The encoded bytes still carry what was redacted.
 			m.DecodedBody, m.Body = b, nil
 		}
 		return true
 	}
-	if b := p.inspect(m, m.Body, &c.body); &b[0] != &m.Body[0] || len(b) != len(m.Body) {
+	if b := p.inspect(ct, m.Body, &c.body); &b[0] != &m.Body[0] || len(b) != len(m.Body) {
 		m.Body = b
 	}
 	return true
 }
 
-func (p *Policy) bodyAllowed(m *exchange.Message) bool {
+// bodyAllowed: full is m's Content-Type.
+func (p *Policy) bodyAllowed(m *exchange.Message, full string) bool {
 	if ce, ok := m.Get("Content-Encoding"); ok && m.DecodedBody == nil {
 		if ce = strings.TrimSpace(ce); ce != "" && !equalFoldASCII(ce, "identity") {
 			return false // still encoded: opaque bytes
 		}
 	}
-	full, _ := m.Get("Content-Type")
 	ct, params, _ := strings.Cut(full, ";")
 	ct = strings.TrimSpace(ct)
 	if ct == "" {

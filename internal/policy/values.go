@@ -64,6 +64,17 @@ func eachIndexRare(b, lit []byte, rare int, f func(i int) int) {
 	}
 }
 
+// eachIndexFrom is eachIndex starting at b[from].
+func eachIndexFrom(b, lit []byte, from int, f func(i int) int) {
+	for i := from; i+len(lit) <= len(b); {
+		k := bytes.Index(b[i:], lit)
+		if k < 0 {
+			return
+		}
+		i = max(f(i+k), i+k+1)
+	}
+}
+
 // run returns the end of the run of bytes satisfying ok from i.
 func run(b []byte, i int, ok func(byte) bool) int {
 	for i < len(b) && ok(b[i]) {
@@ -137,8 +148,22 @@ var litGH = []byte("gh")
 
 // findGitHubTokens finds GitHub tokens: ghp_, gho_, ghu_, ghs_, ghr_
 // followed by 36 letters or digits, and fine-grained github_pat_ tokens.
+//
+// 'g' is common in text: "gh" is only looked for inside runs of at least
+// 40 letters, digits and '_', the shortest token (ghp_ + 36), which the
+// run scan finds skipping 40 bytes at a time.
 func findGitHubTokens(b []byte, out []span) []span {
-	eachIndex(b, litGH, func(i int) int {
+	classRuns(b, tokenClass, 40, func(s, e int) {
+		out = findGitHubTokensIn(b, s, e, out)
+	})
+	return out
+}
+
+var tokenClass = newByteClass("0123456789_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+// findGitHubTokensIn finds the tokens starting in b[s:e].
+func findGitHubTokensIn(b []byte, s, e int, out []span) []span {
+	eachIndexFrom(b[:e], litGH, s, func(i int) int {
 		if i > 0 && isAlnum(b[i-1]) {
 			return i + 2
 		}

@@ -349,6 +349,7 @@ func (r *tlstapReceiver) registerStats() error {
 		{t.TlstapBytesLost, func(s engine.Stats) uint64 { return s.BytesLost }},
 		{t.TlstapBytesShed, func(s engine.Stats) uint64 { return s.BytesShed }},
 		{t.TlstapH2StreamsDropped, func(s engine.Stats) uint64 { return s.H2StreamsDropped }},
+		{t.TlstapResponsesUnpaired, func(s engine.Stats) uint64 { return s.ResponsesUnpaired }},
 		{t.TlstapStreamGaps, func(s engine.Stats) uint64 { return s.StreamGaps }},
 		{t.TlstapProbesAttached, func(s engine.Stats) uint64 { return s.ProbesAttached }},
 		{t.TlstapAttachErrors, func(s engine.Stats) uint64 { return s.AttachErrors }},
@@ -367,6 +368,8 @@ func (r *tlstapReceiver) registerStats() error {
 		{t.TlstapExecAnalysisFailures, func(s engine.Stats) uint64 { return s.ExecAnalysisFailures }},
 		{t.TlstapExecsUngated, func(s engine.Stats) uint64 { return s.ExecsUngated }},
 		{t.TlstapExecGateErrors, func(s engine.Stats) uint64 { return s.ExecGateErrors }},
+		{t.TlstapJvmsAttached, func(s engine.Stats) uint64 { return s.JVMsAttached }},
+		{t.TlstapJvmAttachFailures, func(s engine.Stats) uint64 { return s.JVMAttachFailed }},
 	}
 	insts := []metric.Observable{t.TlstapExchangesFiltered, t.TlstapRedactions, t.TlstapPiiExchanges}
 	for _, c := range counters {

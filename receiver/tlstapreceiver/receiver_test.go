@@ -318,6 +318,7 @@ func TestTelemetry(t *testing.T) {
 			PII: map[string]uint64{"email": 26, "iban": 27, "payment_card": 28, "phone": 29},
 		},
 		ExecsGated: 32, ExecsAllowedOnTimeout: 33, ExecAnalysisFailures: 34, ExecsUngated: 35, ExecGateErrors: 36,
+		JVMsAttached: 37, JVMAttachFailed: 38,
 	}
 	e.sink(testExchange(1, exchange.RoleClient, 200))
 	e.sink(testExchange(1, exchange.RoleClient, 200))
@@ -347,6 +348,8 @@ func TestTelemetry(t *testing.T) {
 	metadatatest.AssertEqualTlstapBodiesNotInspected(t, tt, dp(25), opts...)
 	metadatatest.AssertEqualTlstapFilesSkipped(t, tt, dp(15), opts...)
 	metadatatest.AssertEqualTlstapExchangesSampledOut(t, tt, dp(16), opts...)
+	metadatatest.AssertEqualTlstapJvmsAttached(t, tt, dp(37), opts...)
+	metadatatest.AssertEqualTlstapJvmAttachFailures(t, tt, dp(38), opts...)
 	attr := func(k, v string, n int64) metricdata.DataPoint[int64] {
 		return metricdata.DataPoint[int64]{Value: n, Attributes: attribute.NewSet(attribute.String(k, v))}
 	}

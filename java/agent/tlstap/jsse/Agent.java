@@ -26,13 +26,15 @@ import org.objectweb.asm.commons.AdviceAdapter;
 
 /**
  * Loaded by tlstap through HotSpot's dynamic attach ("load instrument").
- * Arguments: "start|stop|status,<status file>".
+ * Arguments: "start|stop,<status file>,<lease file>" or "status,<status file>".
  *
  * start: defines the hook classes (carried as resources TlstapHook*.bin) in
  * java.base, instruments JSSE once per JVM (retransformation), opens
  * /dev/null once per JVM and writes
  * the status file (fd number and counters) that tlstap reads to register the
- * fd with its eBPF program. stop: turns the hook inert. No thread is started.
+ * fd with its eBPF program; the hook stays on while tlstap holds the lease
+ * file locked (see TlstapHook). stop: turns the hook inert. No thread is
+ * started.
  */
 public final class Agent {
     static final String HOOK = "sun/security/ssl/TlstapHook";
@@ -46,14 +48,16 @@ public final class Agent {
     private Agent() {}
 
     public static void agentmain(String args, Instrumentation inst) throws Exception {
-        String[] a = args == null ? new String[0] : args.split(",", 2);
-        if (a.length != 2) throw new IllegalArgumentException("tlstap agent: want start|stop|status,<status file>");
+        String[] a = args == null ? new String[0] : args.split(",", 3);
+        if (a.length < 2 || a[0].equals("status") == (a.length == 3)) {
+            throw new IllegalArgumentException("tlstap agent: want start|stop,<status file>,<lease file> or status,<status file>");
+        }
         Path status = Paths.get(a[1]);
         synchronized (Agent.class) {
             Class<?> hook = hookClass();
             if (a[0].equals("stop") || a[0].equals("status")) {
                 if (hook != null) {
-                    if (a[0].equals("stop")) hook.getMethod("stop").invoke(null);
+                    if (a[0].equals("stop")) hook.getMethod("stop", String.class).invoke(null, a[2]);
                     writeStatus(status, (String) hook.getMethod("status").invoke(null));
                 }
                 return;
@@ -72,7 +76,7 @@ public final class Agent {
             }
             FileOutputStream out = (FileOutputStream) hook.getMethod("stream").invoke(null);
             if (out == null) out = new FileOutputStream("/dev/null");
-            hook.getMethod("start", FileOutputStream.class, int.class).invoke(null, out, fdOf(out.getFD()));
+            hook.getMethod("start", FileOutputStream.class, int.class, String.class).invoke(null, out, fdOf(out.getFD()), a[2]);
             if (!instrumented) {
                 instrument(inst);
                 instrumented = true;

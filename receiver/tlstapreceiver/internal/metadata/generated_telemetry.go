@@ -51,10 +51,13 @@ type TelemetryBuilder struct {
 	TlstapExecsUngated          metric.Int64ObservableCounter
 	TlstapFilesSkipped          metric.Int64ObservableCounter
 	TlstapH2StreamsDropped      metric.Int64ObservableCounter
+	TlstapJvmAttachFailures     metric.Int64ObservableCounter
+	TlstapJvmsAttached          metric.Int64ObservableGauge
 	TlstapParseErrors           metric.Int64ObservableCounter
 	TlstapPiiExchanges          metric.Int64ObservableCounter
 	TlstapProbesAttached        metric.Int64ObservableGauge
 	TlstapRedactions            metric.Int64ObservableCounter
+	TlstapResponsesUnpaired     metric.Int64ObservableCounter
 	TlstapSecretsRedacted       metric.Int64ObservableCounter
 	TlstapStreamGaps            metric.Int64ObservableCounter
 	TlstapUprobeLinks           metric.Int64ObservableGauge
@@ -416,6 +419,36 @@ func (builder *TelemetryBuilder) RegisterTlstapH2StreamsDroppedCallback(cb metri
 	return nil
 }
 
+// RegisterTlstapJvmAttachFailuresCallback sets callback for observable TlstapJvmAttachFailures metric.
+func (builder *TelemetryBuilder) RegisterTlstapJvmAttachFailuresCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapJvmAttachFailures, obs: o})
+		return nil
+	}, builder.TlstapJvmAttachFailures)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapJvmsAttachedCallback sets callback for observable TlstapJvmsAttached metric.
+func (builder *TelemetryBuilder) RegisterTlstapJvmsAttachedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapJvmsAttached, obs: o})
+		return nil
+	}, builder.TlstapJvmsAttached)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 // RegisterTlstapParseErrorsCallback sets callback for observable TlstapParseErrors metric.
 func (builder *TelemetryBuilder) RegisterTlstapParseErrorsCallback(cb metric.Int64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
@@ -467,6 +500,21 @@ func (builder *TelemetryBuilder) RegisterTlstapRedactionsCallback(cb metric.Int6
 		cb(ctx, &observerInt64{inst: builder.TlstapRedactions, obs: o})
 		return nil
 	}, builder.TlstapRedactions)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterTlstapResponsesUnpairedCallback sets callback for observable TlstapResponsesUnpaired metric.
+func (builder *TelemetryBuilder) RegisterTlstapResponsesUnpairedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.TlstapResponsesUnpaired, obs: o})
+		return nil
+	}, builder.TlstapResponsesUnpaired)
 	if err != nil {
 		return err
 	}
@@ -653,7 +701,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.TlstapExecGateErrors, err = builder.meter.Int64ObservableCounter(
 		"otelcol_tlstap_exec_gate_errors",
-		metric.WithDescription("Exec gate unavailable at start (no fanotify permission events), or file systems it could not mark. [Development]"),
+		metric.WithDescription("Exec gate unavailable at start (no fanotify permission events), file systems it could not mark, or gate processes that died (and were replaced). [Development]"),
 		metric.WithUnit("{error}"),
 	)
 	errs = errors.Join(errs, err)
@@ -671,7 +719,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.TlstapExecsUngated, err = builder.meter.Int64ObservableCounter(
 		"otelcol_tlstap_execs_ungated",
-		metric.WithDescription("Execs let run unanalysed because the exec gate's queue or the kernel's fanotify queue was full. [Development]"),
+		metric.WithDescription("Execs let run unanalysed because the exec gate's queue, the gate process's table or the kernel's fanotify queue was full, or because they ran from a memfd (which cannot be marked). [Development]"),
 		metric.WithUnit("{exec}"),
 	)
 	errs = errors.Join(errs, err)
@@ -685,6 +733,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_tlstap_h2_streams_dropped",
 		metric.WithDescription("HTTP/2 requests seen but not emitted because their header block could not be decoded (HPACK state lost with bytes the kernel could not deliver). [Development]"),
 		metric.WithUnit("{stream}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapJvmAttachFailures, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_jvm_attach_failures",
+		metric.WithDescription("JVMs (tls_probes java) the agent could not be loaded into, each logged with its pid and reason (attach disabled, not ready within 30 s, agent missing, attach refused or timed out). Also counted in tlstap_attach_errors. [Development]"),
+		metric.WithUnit("{process}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapJvmsAttached, err = builder.meter.Int64ObservableGauge(
+		"otelcol_tlstap_jvms_attached",
+		metric.WithDescription("JVMs (tls_probes java) whose agent feeds the engine now. [Development]"),
+		metric.WithUnit("{process}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.TlstapParseErrors, err = builder.meter.Int64ObservableCounter(
@@ -709,6 +769,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_tlstap_redactions",
 		metric.WithDescription("Values redacted in kept exchanges, by kind. [Development]"),
 		metric.WithUnit("{value}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.TlstapResponsesUnpaired, err = builder.meter.Int64ObservableCounter(
+		"otelcol_tlstap_responses_unpaired",
+		metric.WithDescription("HTTP/1 responses seen but not emitted because their request was lost with bytes the kernel could not deliver (no request can be named for them; pairing one with another request would be wrong). [Development]"),
+		metric.WithUnit("{response}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.TlstapSecretsRedacted, err = builder.meter.Int64ObservableCounter(

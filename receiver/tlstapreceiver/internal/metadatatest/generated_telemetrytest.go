@@ -294,7 +294,7 @@ func AssertEqualTlstapExecAnalysisFailures(t *testing.T, tt *componenttest.Telem
 func AssertEqualTlstapExecGateErrors(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_tlstap_exec_gate_errors",
-		Description: "Exec gate unavailable at start (no fanotify permission events), or file systems it could not mark. [Development]",
+		Description: "Exec gate unavailable at start (no fanotify permission events), file systems it could not mark, or gate processes that died (and were replaced). [Development]",
 		Unit:        "{error}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -342,7 +342,7 @@ func AssertEqualTlstapExecsGated(t *testing.T, tt *componenttest.Telemetry, dps 
 func AssertEqualTlstapExecsUngated(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_tlstap_execs_ungated",
-		Description: "Execs let run unanalysed because the exec gate's queue or the kernel's fanotify queue was full. [Development]",
+		Description: "Execs let run unanalysed because the exec gate's queue, the gate process's table or the kernel's fanotify queue was full, or because they ran from a memfd (which cannot be marked). [Development]",
 		Unit:        "{exec}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -383,6 +383,36 @@ func AssertEqualTlstapH2StreamsDropped(t *testing.T, tt *componenttest.Telemetry
 		},
 	}
 	got, err := tt.GetMetric("otelcol_tlstap_h2_streams_dropped")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualTlstapJvmAttachFailures(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_tlstap_jvm_attach_failures",
+		Description: "JVMs (tls_probes java) the agent could not be loaded into, each logged with its pid and reason (attach disabled, not ready within 30 s, agent missing, attach refused or timed out). Also counted in tlstap_attach_errors. [Development]",
+		Unit:        "{process}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_tlstap_jvm_attach_failures")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualTlstapJvmsAttached(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_tlstap_jvms_attached",
+		Description: "JVMs (tls_probes java) whose agent feeds the engine now. [Development]",
+		Unit:        "{process}",
+		Data: metricdata.Gauge[int64]{
+			DataPoints: dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_tlstap_jvms_attached")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
@@ -445,6 +475,22 @@ func AssertEqualTlstapRedactions(t *testing.T, tt *componenttest.Telemetry, dps 
 		},
 	}
 	got, err := tt.GetMetric("otelcol_tlstap_redactions")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualTlstapResponsesUnpaired(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_tlstap_responses_unpaired",
+		Description: "HTTP/1 responses seen but not emitted because their request was lost with bytes the kernel could not deliver (no request can be named for them; pairing one with another request would be wrong). [Development]",
+		Unit:        "{response}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_tlstap_responses_unpaired")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }

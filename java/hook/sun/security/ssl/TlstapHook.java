@@ -4,6 +4,12 @@ import java.io.FileOutputStream;
 import java.net.InetAddress;
 import java.net.Socket;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Paths;
+import java.nio.file.StandardOpenOption;
 import java.util.Map;
 import java.util.WeakHashMap;
 import java.util.concurrent.atomic.AtomicLong;
@@ -24,6 +30,14 @@ import javax.net.ssl.SSLEngineResult;
  * turns false and every entry point returns at its first test; no thread of
  * ours exists at any time.
  *
+ * Lease: tlstap may die without telling (SIGKILL, OOM kill). It holds a write
+ * lock on a lease file for as long as it lives; the kernel drops the lock
+ * with the process. At most once per second, on the thread of whichever
+ * application call comes by (no timer, no thread), the hook asks for a
+ * shared lock on that file without waiting: granted means tlstap is gone,
+ * and the hook turns inert and removes the file. A failed check (anything
+ * but "granted" or "file gone") changes nothing and is counted.
+ *
  * Record layout (little endian, 64-byte header + payload), read by the eBPF
  * program at the write(2) of a registered fd (bpf/java.h):
  *   0 u32 magic 'TLSJ'   4 u8 version  5 u8 kind (1 data, 2 close)
@@ -41,8 +55,21 @@ public final class TlstapHook {
     static final byte KIND_DATA = 1, KIND_CLOSE = 2;
     public static final int OUT = 0, IN = 1;
 
+    /** How often the lease is checked, at most. */
+    static final long LEASE_CHECK_NS = 1_000_000_000L;
+
     /** True while tlstap is attached. */
     static volatile boolean active;
+    /**
+     * The lease files of the tlstaps attached (each holds its own locked
+     * while it lives; several agents on one host, e.g. a collector and a
+     * Fluent Bit, each attach). Copy on write, under the class lock.
+     */
+    static volatile String[] leases = new String[0];
+    /** System.nanoTime() at which the lease is due for its next check. */
+    static final AtomicLong nextCheck = new AtomicLong();
+    static final AtomicLong leaseChecks = new AtomicLong();
+    static final AtomicLong leaseExpired = new AtomicLong();
     /** Opened once per JVM and never closed: a write racing a close must
      *  never land on a reused fd number. */
     static FileOutputStream out;
@@ -76,18 +103,94 @@ public final class TlstapHook {
 
     // ---------------------------------------------------------------- control (called by the agent)
 
-    public static synchronized void start(FileOutputStream stream, int streamFd) {
+    public static synchronized void start(FileOutputStream stream, int streamFd, String leasePath) {
         if (out == null) {
             out = stream;
             fd = streamFd;
         }
+        String[] l = leases;
+        if (!java.util.Arrays.asList(l).contains(leasePath)) {
+            l = java.util.Arrays.copyOf(l, l.length + 1);
+            l[l.length - 1] = leasePath;
+            leases = l;
+        }
+        nextCheck.set(System.nanoTime() + LEASE_CHECK_NS);
         active = true;
     }
 
-    public static void stop() {
+    /**
+     * The tlstap holding leasePath detaches (null: all of them). The hook
+     * stays on while another one is attached.
+     */
+    public static synchronized void stop(String leasePath) {
+        String[] l = new String[0];
+        if (leasePath != null) {
+            for (String x : leases) {
+                if (x.equals(leasePath)) continue;
+                l = java.util.Arrays.copyOf(l, l.length + 1);
+                l[l.length - 1] = x;
+            }
+        }
+        leases = l;
+        if (l.length > 0) return;
         active = false;
         synchronized (conns) {
             conns.clear();
+        }
+    }
+
+    /**
+     * The first test of every entry point: true while tlstap is attached and
+     * alive. Costs a volatile read and System.nanoTime() except once a
+     * second, when one caller (the winner of a compare-and-set) checks the
+     * lease.
+     */
+    static boolean live() {
+        if (!active) return false;
+        long now = System.nanoTime(), due = nextCheck.get();
+        if (now - due < 0 || !nextCheck.compareAndSet(due, now + LEASE_CHECK_NS)) return true;
+        // An interrupted thread would close the channel under us (and keep
+        // its interrupt): leave the check to the next caller.
+        if (Thread.currentThread().isInterrupted()) {
+            nextCheck.set(now);
+            return true;
+        }
+        checkLease();
+        return active;
+    }
+
+    private static void checkLease() {
+        for (String path : leases) {
+            checkLease(path);
+        }
+    }
+
+    private static void checkLease(String path) {
+        leaseChecks.incrementAndGet();
+        boolean gone;
+        try (FileChannel ch = FileChannel.open(Paths.get(path), StandardOpenOption.READ)) {
+            // Shared and non-blocking: never waits, and never keeps tlstap
+            // (which asks for an exclusive lock only once, at attach) out.
+            FileLock l = ch.tryLock(0, Long.MAX_VALUE, true);
+            gone = l != null;
+            if (l != null) l.release();
+        } catch (NoSuchFileException e) {
+            gone = true; // tlstap removes the file when it stops
+        } catch (Throwable t) {
+            error(t);
+            return;
+        }
+        if (gone) expire(path);
+    }
+
+    private static synchronized void expire(String path) {
+        if (!java.util.Arrays.asList(leases).contains(path)) return; // stopped meanwhile
+        stop(path);
+        leaseExpired.incrementAndGet();
+        try {
+            Files.deleteIfExists(Paths.get(path));
+        } catch (Throwable t) {
+            // Left in /tmp (it is empty); not worth an error.
         }
     }
 
@@ -102,7 +205,8 @@ public final class TlstapHook {
         synchronized (conns) {
             n = conns.size();
         }
-        return "active=" + (active ? 1 : 0) + "\nfd=" + fd + "\nrecords=" + records.get() + "\nerrors="
+        return "active=" + (active ? 1 : 0) + "\nlease=" + String.join(" ", leases) + "\nlease_checks=" + leaseChecks.get()
+                + "\nlease_expired=" + leaseExpired.get() + "\nfd=" + fd + "\nrecords=" + records.get() + "\nerrors="
                 + errors.get() + "\nuntracked=" + untracked.get() + "\nconnections=" + n + "\nlast_error=" + lastError + "\n";
     }
 
@@ -110,7 +214,7 @@ public final class TlstapHook {
 
     /** SSLSocketImpl$AppOutputStream.write(byte[], int, int), at entry. */
     public static void socketOut(Object socket, byte[] b, int off, int len) {
-        if (!active) return;
+        if (!live()) return;
         try {
             if (b == null || len <= 0 || off < 0 || off + len > b.length) return;
             Conn c = socketConn(socket);
@@ -122,7 +226,7 @@ public final class TlstapHook {
 
     /** SSLSocketImpl$AppInputStream.read(byte[], int, int), at return with n. */
     public static void socketIn(int n, Object socket, byte[] b, int off) {
-        if (!active || n <= 0) return;
+        if (n <= 0 || !live()) return;
         try {
             if (b == null || off < 0 || off + n > b.length) return;
             Conn c = socketConn(socket);
@@ -152,7 +256,7 @@ public final class TlstapHook {
 
     /** At entry of SSLEngineImpl.wrap/unwrap: positions of the application buffers. */
     public static int[] mark(ByteBuffer[] bufs, int off, int len) {
-        if (!active) return null;
+        if (!live()) return null;
         try {
             if (bufs == null || off < 0 || len <= 0 || off + len > bufs.length) return null;
             int[] pos = new int[len];
