@@ -60,4 +60,5 @@ test-kernel: kernel-deps
 	  grep -E '^ *--- (PASS|FAIL|SKIP)|linkmode_test.go|^(PASS|FAIL|ok|panic)' $(KERNEL_DIR)/test.log; \
 	  if [ $$rc -ne 0 ]; then echo "== failing output:"; grep -v 'logger.go:' $(KERNEL_DIR)/test.log | tail -n 80; fi; \
 	  if grep -q -- '--- SKIP' $(KERNEL_DIR)/test.log; then echo "== a test skipped in the VM"; rc=1; fi; \
+	  if ! grep -q -- '--- PASS' $(KERNEL_DIR)/test.log; then echo "== no test ran in the VM (KERNEL_TESTS matched nothing?)"; rc=1; fi; \
 	  exit $$rc
