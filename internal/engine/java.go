@@ -216,7 +216,7 @@ func (a *javaAttacher) attach(pid uint32, st *jvmState) error {
 	}()
 	ctx, cancel := context.WithTimeout(a.ctx, jvmAttachTimeout)
 	defer cancel()
-	if err := jvmattach.LoadAgent(ctx, a.proc, t, st.jar, "start,"+st.status+","+lease.jvm); err != nil {
+	if err := a.loadAgent(ctx, t, st.jar, "start,"+st.status+","+lease.jvm); err != nil {
 		return err
 	}
 	status, err := readAgentStatus(statusHost, t.UID)
@@ -401,4 +401,25 @@ func fileOwner(f *os.File) (int, bool) {
 		return 0, false
 	}
 	return int(sys.Uid), true
+}
+
+// loadAgent loads the agent, again when the JVM refused it: a JVM caught
+// while still starting has once thrown from agentmain (a
+// NullPointerException in CI's TestJavaJSSE) where a moment later it
+// takes the same agent. Starting the agent twice is harmless (agentmain is
+// idempotent), so a refusal is retried twice, 0.3 s and 0.6 s later.
+func (a *javaAttacher) loadAgent(ctx context.Context, t jvmattach.Target, jar, options string) error {
+	for try := 1; ; try++ {
+		err := jvmattach.LoadAgent(ctx, a.proc, t, jar, options)
+		var refused *jvmattach.RefusedError
+		if err == nil || !errors.As(err, &refused) || try == 3 {
+			return err
+		}
+		a.logger.Debug("JVM refused the agent; trying again", zap.Int("pid", t.PID), zap.Int("try", try), zap.String("reply", refused.Reply))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(try) * 300 * time.Millisecond):
+		}
+	}
 }

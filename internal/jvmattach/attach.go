@@ -143,6 +143,20 @@ func LoadAgent(ctx context.Context, proc string, t Target, jar, options string) 
 	return fmt.Errorf("load agent into JVM %d: %s", t.PID, firstLine(msg))
 }
 
+// RefusedError is a JVM's answer to an attach command that did not
+// succeed: its status and what it printed (for an agent, the exception
+// its agentmain threw).
+type RefusedError struct {
+	PID     int
+	Command string
+	Status  string
+	Reply   string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("JVM %d refused %s (status %q): %s", e.PID, e.Command, e.Status, firstLine(e.Reply))
+}
+
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	if line == "" {
@@ -224,7 +238,7 @@ func request(ctx context.Context, t Target, cmd string, args ...string) (string,
 		return "", fmt.Errorf("read reply of JVM %d: %w", t.PID, err)
 	}
 	if n, err := strconv.Atoi(strings.TrimSpace(status)); err != nil || n != 0 {
-		return "", fmt.Errorf("JVM %d refused %s (status %q): %s", t.PID, cmd, strings.TrimSpace(status), firstLine(strings.TrimSpace(string(rest))))
+		return "", &RefusedError{PID: t.PID, Command: cmd, Status: strings.TrimSpace(status), Reply: strings.TrimSpace(string(rest))}
 	}
 	return string(rest), nil
 }
