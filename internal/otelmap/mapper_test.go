@@ -68,24 +68,7 @@ func mapperWants() []mapperWant {
 	fixedTrace, fixedSpan := fixedIDs().NewTraceID(), SpanID{}
 	client := mapperWant{
 		name: "GET", kind: SpanKindClient, status: StatusUnset, traceID: fixedTrace, parent: fixedSpan,
-		span: Attributes{
-			String("http.request.method", "GET"),
-			String("url.full", "https://api.example.com/v1/x?a=1"),
-			String("url.scheme", "https"),
-			String("server.address", "api.example.com"),
-			Int("server.port", 443),
-			String("network.peer.address", "93.184.216.34"),
-			Int("network.peer.port", 443),
-			String("network.protocol.name", "http"),
-			String("network.protocol.version", "1.1"),
-			String("network.transport", "tcp"),
-			Int("http.response.status_code", 200),
-			String("user_agent.original", "curl/7.88.1"),
-			Int("http.request.body.size", 0),
-			Int("http.response.body.size", 11),
-			String("tlstap.tls.library", "openssl"),
-			Int("tlstap.connection.id", 7),
-		},
+		span:     clientGETSpanAttributes(),
 		spanHdrs: Attributes{Strings("http.response.header.content-type", []string{"application/json"})},
 		logBody:  "GET https://api.example.com/v1/x?a=1 -> 200", severity: int32(SeverityInfo),
 		logOwn: Attributes{
